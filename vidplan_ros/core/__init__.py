@@ -1,0 +1,1 @@
+"""ROS-free core: config, robot specs, types, errors, kinematics, grounding, executor logic."""

@@ -1,0 +1,1 @@
+"""Episodes and ROS 2 bags (through the `rosbags` library) and dataset building."""

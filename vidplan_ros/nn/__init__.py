@@ -1,0 +1,1 @@
+"""Torch modules and their training (encoder/decoder, planner, world model, inverse dynamics)."""

@@ -1,0 +1,1 @@
+"""Inference backends behind one interface (torch, ONNX Runtime, TensorRT) and export."""

@@ -1,0 +1,1 @@
+"""Embedded MuJoCo simulation: scenes, tasks, success checks and scripted experts."""
