@@ -1,0 +1,66 @@
+"""ament_python / pip packaging of vidplan_ros.
+
+`colcon build` installs launch/, config/, urdf/ and models/ into share/vidplan_ros; `pip install
+-e .` works anywhere with Python 3.10-3.12 (data are then found in the source tree).
+"""
+
+import os
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'vidplan_ros'
+SHARE = os.path.join('share', PACKAGE)
+
+
+def tree(top):
+    """data_files entries installing directory `top` recursively under share/vidplan_ros."""
+    entries = []
+    for root, _dirs, files in os.walk(top):
+        paths = [os.path.join(root, f) for f in files if not f.endswith(('.pyc', '.engine'))]
+        if paths:
+            entries.append((os.path.join(SHARE, root), paths))
+    return entries
+
+
+# Every node is a console script: `ros2 run vidplan_ros <name>` on a ROS host, `<name>` in a venv.
+NODES = {
+}
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (SHARE, ['package.xml']),
+        *tree('launch'), *tree('config'), *tree('urdf'), *tree('models'),
+    ],
+    python_requires='>=3.10',
+    install_requires=[
+        'setuptools',
+        'numpy>=1.24',
+        'pyyaml>=6',
+        'cyclonedds==11.0.1',
+        'rosbags>=0.10',
+        'torch>=2.1',
+        'tqdm>=4.60',
+    ],
+    extras_require={
+        'sim': ['mujoco==4.0.0'],
+        'dev': ['pytest>=7', 'catkin_pkg>=1.0'],
+        'gpu': ['tensorrt>=10', 'onnxruntime-gpu>=1.17'],
+    },
+    zip_safe=True,
+    maintainer='vidplan_ros maintainers',
+    maintainer_email='maintainers@vidplan.dev',
+    description='Latent video planning grounded by a world model, for ROS 2 robots.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'vidplan = vidplan_ros.cli:main',
+            *[f'{name} = {target}' for name, target in NODES.items()],
+        ],
+    },
+)
