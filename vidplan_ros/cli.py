@@ -1,0 +1,68 @@
+"""The `vidplan` command.
+
+Subcommands land with the parts they drive (demo, launch, train, export, eval, replay, bench);
+each is a small function registered in `COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+import vidplan_ros
+from vidplan_ros.core.errors import VidplanError
+
+
+def _robots(args: argparse.Namespace) -> int:
+    """List the bundled robots, or show one robot spec (bundled name or YAML path)."""
+    from vidplan_ros.core.robot_spec import available_robots, load_robot_spec
+    if not args.robot:
+        for name in available_robots():
+            spec = load_robot_spec(name)
+            print(f'{name:16s} {spec.num_joints:2d} joints  {spec.interfaces.command_interface:20s}'
+                  f' {spec.description.split(". ")[0]}')
+        return 0
+    spec = load_robot_spec(args.robot)
+    print(f'{spec.name}: {spec.description}')
+    print(f'  command interface: {spec.interfaces.command_interface}, '
+          f'control {spec.control_rate_hz:g} Hz')
+    print(f'  {"joint":28s} {"min":>8s} {"max":>8s} {"vel":>7s} {"acc":>7s} {"jerk":>7s}')
+    for i, j in enumerate(spec.joint_names):
+        print(f'  {j:28s} {spec.position_min_rad[i]:8.4f} {spec.position_max_rad[i]:8.4f} '
+              f'{spec.velocity_max_rad_s[i]:7.3f} {spec.acceleration_max_rad_s2[i]:7.1f} '
+              f'{spec.jerk_max_rad_s3[i]:7.0f}')
+    return 0
+
+
+def _build_robots(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument('robot', nargs='?', help='bundled robot name or path to a robot YAML')
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
+                          Callable[[argparse.Namespace], int], str]] = {
+    'robots': (_build_robots, _robots, 'list bundled robots or validate and show one'),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='vidplan', description='Plan by imagining: latent video planning for ROS 2 robots.')
+    parser.add_argument('--version', action='version', version=vidplan_ros.__version__)
+    subs = parser.add_subparsers(dest='command', required=True)
+    for name, (build, _run, help_text) in COMMANDS.items():
+        build(subs.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command][1](args)
+    except VidplanError as exc:  # a user error: say what and how to fix, no traceback
+        print(f'vidplan {args.command}: error: {exc}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())
