@@ -11,7 +11,6 @@ import pytest
 from vidplan_ros.core.errors import ConfigError
 from vidplan_ros.transport import (QOS_DEFAULT, QOS_SENSOR_DATA, create_node, parse_ros_args,
                                    pick_backend)
-from vidplan_ros.transport.base import ns_to_stamp
 from vidplan_ros.transport.names import dds_topic_name, dds_type_name, resolve_topic
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,7 +63,7 @@ def test_pub_sub_in_process_and_type_checks():
     assert sub.topic == '/ns/joint_states'
     spin_until([a, b], lambda: pub.get_subscription_count() == 1)
     js = a.msg_type('sensor_msgs/msg/JointState')(name=['j1'], position=[0.5])
-    js.header.stamp = ns_to_stamp(1_500_000_000, a.msg_type('builtin_interfaces/msg/Time'))
+    js.header.stamp = a.stamp(1_500_000_000)
     pub.publish(js)
     spin_until([b], lambda: got)
     assert got[0].name == ['j1'] and got[0].position == [0.5]
@@ -112,10 +111,9 @@ def test_sim_time_drives_clock_and_timers():
     node.create_timer(1.0, lambda: ticks.append(node.now_ns()))
     pub = clock_node.create_publisher('rosgraph_msgs/msg/Clock', '/clock')
     spin_until([node, clock_node], lambda: pub.get_subscription_count() == 1)
-    Clock, Time = node.msg_type('rosgraph_msgs/msg/Clock'), node.msg_type(
-        'builtin_interfaces/msg/Time')
+    Clock = node.msg_type('rosgraph_msgs/msg/Clock')
     for step in range(0, 51):  # 0 .. 5 s of sim time in 0.1 s steps, as fast as possible
-        pub.publish(Clock(clock=ns_to_stamp(step * 100_000_000, Time)))
+        pub.publish(Clock(clock=clock_node.stamp(step * 100_000_000)))
         spin_until([node], lambda: node.now_ns() == step * 100_000_000)
     assert node.now_ns() == 5_000_000_000
     assert ticks == [k * 1_000_000_000 for k in range(1, 6)]  # on sim time, not wall time

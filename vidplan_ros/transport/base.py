@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, TypeVar
 
 from vidplan_ros.core.config import config_from_params, read_params_file
+from vidplan_ros.transport.convert import ns_to_time
 from vidplan_ros.transport.names import resolve_topic
 from vidplan_ros.transport.qos import QOS_DEFAULT, QoS
 
@@ -97,17 +98,6 @@ def parse_ros_args(argv: list[str]) -> NodeArgs:
     return NodeArgs(tuple(files), overrides, node_name, namespace, tuple(rest))
 
 
-def stamp_to_ns(stamp: Any) -> int:
-    """builtin_interfaces/Time (either backend) -> integer nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def ns_to_stamp(ns: int, time_cls: type) -> Any:
-    """Integer nanoseconds -> a builtin_interfaces/Time instance of `time_cls`."""
-    sec, nanosec = divmod(int(ns), 1_000_000_000)
-    return time_cls(sec=sec, nanosec=nanosec)
-
-
 class Node(abc.ABC):
     """A node on one backend. Callbacks run in `spin`'s thread, one at a time."""
 
@@ -150,8 +140,7 @@ class Node(abc.ABC):
 
     def stamp(self, ns: int | None = None) -> Any:
         """A builtin_interfaces/Time of this backend for `ns` (default: now)."""
-        return ns_to_stamp(self.now_ns() if ns is None else ns,
-                           self.msg_type('builtin_interfaces/msg/Time'))
+        return ns_to_time(self.msg_type, self.now_ns() if ns is None else ns)
 
     @property
     @abc.abstractmethod

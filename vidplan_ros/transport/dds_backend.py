@@ -24,8 +24,8 @@ from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
 from vidplan_ros.core.errors import VidplanError
-from vidplan_ros.transport.base import (Node, NodeArgs, config_from_node_params,
-                                        params_from_args, stamp_to_ns)
+from vidplan_ros.transport.base import Node, NodeArgs, config_from_node_params, params_from_args
+from vidplan_ros.transport.convert import time_to_ns
 from vidplan_ros.transport.dds_msgs import dds_type
 from vidplan_ros.transport.log import NodeLogger
 from vidplan_ros.transport.names import dds_topic_name
@@ -180,7 +180,7 @@ class DdsNode(Node):
         return self._sim_ns if self._use_sim_time else time.monotonic_ns()
 
     def _on_clock(self, msg: Any) -> None:
-        ns = stamp_to_ns(msg.clock)
+        ns = time_to_ns(msg.clock)
         if self._sim_ns is not None and ns < self._sim_ns:  # time jumped back (bag loop)
             for t in self._timers:
                 t.next_ns = ns + t.period_ns

@@ -1,0 +1,204 @@
+"""All message <-> array conversion, for any backend's message classes.
+
+Functions take `msg_type`, a callable mapping `pkg/msg/Name` to a class (`node.msg_type`, or
+`dds_type` for bags), so the same code builds rclpy messages and Cyclone DDS structs. Arrays
+go out as Python lists (both backends accept them) and come back as numpy arrays. Decoding
+checks what it is given and raises `MessageError` saying what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from vidplan_ros.core.errors import VidplanError
+
+MsgType = Callable[[str], type]
+
+# encoding -> (channels, numpy dtype); sensor_msgs/image_encodings names.
+IMAGE_ENCODINGS = {
+    'rgb8': (3, np.uint8), 'bgr8': (3, np.uint8), 'mono8': (1, np.uint8),
+    'rgba8': (4, np.uint8), 'bgra8': (4, np.uint8),
+    '16UC1': (1, np.uint16), 'mono16': (1, np.uint16), '32FC1': (1, np.float32),
+}
+
+
+class MessageError(VidplanError, ValueError):
+    """A message that cannot be used as it is."""
+
+
+def ns_to_time(msg_type: MsgType, ns: int) -> Any:
+    sec, nanosec = divmod(int(ns), 1_000_000_000)
+    return msg_type('builtin_interfaces/msg/Time')(sec=sec, nanosec=nanosec)
+
+
+def time_to_ns(stamp: Any) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def duration_from_s(msg_type: MsgType, seconds: float) -> Any:
+    ns = int(round(seconds * 1e9))
+    sec, nanosec = divmod(ns, 1_000_000_000)
+    return msg_type('builtin_interfaces/msg/Duration')(sec=sec, nanosec=nanosec)
+
+
+def duration_to_s(duration: Any) -> float:
+    return int(duration.sec) + int(duration.nanosec) * 1e-9
+
+
+def header(msg_type: MsgType, stamp_ns: int, frame_id: str = '') -> Any:
+    return msg_type('std_msgs/msg/Header')(stamp=ns_to_time(msg_type, stamp_ns),
+                                           frame_id=frame_id)
+
+
+def _floats(values: Any) -> list[float]:
+    return np.asarray(values, dtype=np.float64).reshape(-1).tolist()
+
+
+# --- sensor_msgs/JointState ------------------------------------------------------------------
+
+def joint_state_msg(msg_type: MsgType, stamp_ns: int, names: Sequence[str],
+                    position: Any, velocity: Any = (), effort: Any = ()) -> Any:
+    return msg_type('sensor_msgs/msg/JointState')(
+        header=header(msg_type, stamp_ns), name=list(names), position=_floats(position),
+        velocity=_floats(velocity), effort=_floats(effort))
+
+
+def joint_state_arrays(msg: Any, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(position (n,), velocity (n,)) of joints `names`, matched by name; velocity may be NaN
+    where the message has none. Raises `MessageError` on missing joints or bad lengths."""
+    msg_names = list(msg.name)
+    pos = np.asarray(msg.position, dtype=np.float64)
+    vel = np.asarray(msg.velocity, dtype=np.float64)
+    if len(pos) != len(msg_names) or len(vel) not in (0, len(msg_names)):
+        raise MessageError(f'JointState has {len(msg_names)} names but {len(pos)} positions and '
+                           f'{len(vel)} velocities; the publisher must fill them per name')
+    where = {n: i for i, n in enumerate(msg_names)}
+    missing = [n for n in names if n not in where]
+    if missing:
+        raise MessageError(f'JointState lacks joints {missing} (has {msg_names}); check the '
+                           'robot spec joint names')
+    idx = [where[n] for n in names]
+    return pos[idx], (vel[idx] if len(vel) else np.full(len(idx), np.nan))
+
+
+# --- trajectory_msgs/JointTrajectory ---------------------------------------------------------
+
+def joint_trajectory_msg(msg_type: MsgType, stamp_ns: int, names: Sequence[str],
+                         times_s: Any, positions: Any, velocities: Any | None = None,
+                         accelerations: Any | None = None) -> Any:
+    """`positions` (T, n) at `times_s` (T,) from the header stamp; optional (T, n) derivatives."""
+    point_cls = msg_type('trajectory_msgs/msg/JointTrajectoryPoint')
+    positions = np.asarray(positions, dtype=np.float64)
+    points = []
+    for k, t in enumerate(np.asarray(times_s, dtype=np.float64)):
+        points.append(point_cls(
+            positions=_floats(positions[k]),
+            velocities=_floats(velocities[k]) if velocities is not None else [],
+            accelerations=_floats(accelerations[k]) if accelerations is not None else [],
+            effort=[], time_from_start=duration_from_s(msg_type, float(t))))
+    return msg_type('trajectory_msgs/msg/JointTrajectory')(
+        header=header(msg_type, stamp_ns), joint_names=list(names), points=points)
+
+
+def joint_trajectory_arrays(msg: Any, names: Sequence[str]
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(times_s (T,), positions (T, n), velocities (T, n) or None) for joints `names`.
+
+    Joints are matched by name. Raises `MessageError` for missing joints, ragged or non-finite
+    points, or times that do not increase.
+    """
+    msg_names = list(msg.joint_names)
+    where = {n: i for i, n in enumerate(msg_names)}
+    missing = [n for n in names if n not in where]
+    if missing:
+        raise MessageError(f'JointTrajectory lacks joints {missing} (has {msg_names})')
+    idx = [where[n] for n in names]
+    times, pos, vel = [], [], []
+    for k, p in enumerate(msg.points):
+        q = np.asarray(p.positions, dtype=np.float64)
+        if len(q) != len(msg_names):
+            raise MessageError(f'JointTrajectory point {k} has {len(q)} positions for '
+                               f'{len(msg_names)} joints')
+        v = np.asarray(p.velocities, dtype=np.float64)
+        if len(v) not in (0, len(msg_names)):
+            raise MessageError(f'JointTrajectory point {k} has {len(v)} velocities for '
+                               f'{len(msg_names)} joints')
+        times.append(duration_to_s(p.time_from_start))
+        pos.append(q[idx])
+        vel.append(v[idx] if len(v) else None)
+    times_a = np.asarray(times, dtype=np.float64)
+    pos_a = np.asarray(pos, dtype=np.float64).reshape(len(times), len(names))
+    if not (np.all(np.isfinite(pos_a)) and np.all(np.isfinite(times_a))):
+        raise MessageError('JointTrajectory has non-finite positions or times; rejected')
+    if np.any(np.diff(times_a) <= 0) or (len(times_a) and times_a[0] < 0):
+        raise MessageError(f'JointTrajectory time_from_start must increase from >= 0 '
+                           f'(got {times_a.tolist()})')
+    vel_a = None
+    if vel and all(v is not None for v in vel):
+        vel_a = np.asarray(vel, dtype=np.float64)
+        if not np.all(np.isfinite(vel_a)):
+            raise MessageError('JointTrajectory has non-finite velocities; rejected')
+    return times_a, pos_a, vel_a
+
+
+# --- sensor_msgs/Image, CameraInfo -----------------------------------------------------------
+
+def image_msg(msg_type: MsgType, stamp_ns: int, frame_id: str, pixels: np.ndarray,
+              encoding: str = 'rgb8') -> Any:
+    """An Image from (H, W, C) or (H, W) pixels whose dtype matches `encoding`."""
+    channels, dtype = IMAGE_ENCODINGS[encoding]
+    arr = np.ascontiguousarray(pixels, dtype=dtype)
+    h, w = arr.shape[:2]
+    return msg_type('sensor_msgs/msg/Image')(
+        header=header(msg_type, stamp_ns, frame_id), height=h, width=w, encoding=encoding,
+        is_bigendian=0, step=w * channels * arr.itemsize, data=arr.tobytes())
+
+
+def image_array(msg: Any, want: str = 'rgb8') -> np.ndarray:
+    """Pixels of an Image as (H, W, 3) uint8 RGB (`want='rgb8'`) or as stored (`want=None`).
+
+    Accepts rgb8, bgr8, mono8, rgba8, bgra8 for RGB output; checks size, step and encoding.
+    """
+    enc = msg.encoding
+    if enc not in IMAGE_ENCODINGS:
+        raise MessageError(f'image encoding {enc!r} is not supported; publish one of '
+                           f'{sorted(IMAGE_ENCODINGS)}')
+    channels, dtype = IMAGE_ENCODINGS[enc]
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    row = w * channels * np.dtype(dtype).itemsize
+    data = bytes(msg.data)
+    if h <= 0 or w <= 0 or step < row or len(data) < step * h:
+        raise MessageError(f'image {w}x{h} {enc}: step {step} and {len(data)} data bytes do not '
+                           f'hold it (need step >= {row} and {row * h} bytes)')
+    rows = np.frombuffer(data, dtype=np.uint8, count=step * h).reshape(h, step)[:, :row]
+    pix = rows.copy().view(np.dtype(dtype).newbyteorder('>' if msg.is_bigendian else '<'))
+    pix = pix.reshape(h, w, channels).astype(dtype)
+    if want is None:
+        return pix if channels > 1 else pix[..., 0]
+    if want != 'rgb8':
+        raise ValueError(f'unsupported output {want!r}')
+    if enc in ('rgb8', 'rgba8'):
+        return np.ascontiguousarray(pix[..., :3])
+    if enc in ('bgr8', 'bgra8'):
+        return np.ascontiguousarray(pix[..., 2::-1])
+    if enc == 'mono8':
+        return np.repeat(pix, 3, axis=2)
+    raise MessageError(f'image encoding {enc!r} cannot be used as colour; publish rgb8, bgr8 '
+                       'or mono8')
+
+
+def camera_info_msg(msg_type: MsgType, stamp_ns: int, frame_id: str, width: int, height: int,
+                    k: np.ndarray) -> Any:
+    """A pinhole CameraInfo without distortion from intrinsics `k` (3, 3)."""
+    k = np.asarray(k, dtype=np.float64).reshape(3, 3)
+    p = np.concatenate([k, np.zeros((3, 1))], axis=1)
+    return msg_type('sensor_msgs/msg/CameraInfo')(
+        header=header(msg_type, stamp_ns, frame_id), height=height, width=width,
+        distortion_model='plumb_bob', d=[0.0] * 5, k=_floats(k),
+        r=_floats(np.eye(3)), p=_floats(p))
+
+
+def clock_msg(msg_type: MsgType, ns: int) -> Any:
+    return msg_type('rosgraph_msgs/msg/Clock')(clock=ns_to_time(msg_type, ns))
