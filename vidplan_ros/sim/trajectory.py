@@ -53,7 +53,7 @@ class TrajectoryError(VidplanError, ValueError):
 
 @dataclass(frozen=True)
 class _Spline:
-    """Knots of a C1 cubic Hermite spline: times (K,) s, positions (K, n) rad, velocities (K, n)."""
+    """Knots of a C1 cubic Hermite spline: times (K,) s, positions (K, n), velocities (K, n)."""
 
     times_s: np.ndarray
     positions: np.ndarray
