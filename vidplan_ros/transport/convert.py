@@ -202,3 +202,70 @@ def camera_info_msg(msg_type: MsgType, stamp_ns: int, frame_id: str, width: int,
 
 def clock_msg(msg_type: MsgType, ns: int) -> Any:
     return msg_type('rosgraph_msgs/msg/Clock')(clock=ns_to_time(msg_type, ns))
+
+
+# --- unitree_hg LowCmd / LowState (G1) -------------------------------------------------------
+
+UNITREE_MOTORS = 35
+
+
+def lowcmd_arrays(msg: Any) -> dict[str, np.ndarray | int]:
+    """Per-motor arrays (35,) of a LowCmd: mode, q, dq, tau, kp, kd; plus mode_pr/mode_machine."""
+    motors = list(msg.motor_cmd)
+    if len(motors) != UNITREE_MOTORS:
+        raise MessageError(f'LowCmd has {len(motors)} motor commands, expected {UNITREE_MOTORS}')
+    out: dict[str, np.ndarray | int] = {
+        name: np.array([getattr(m, name) for m in motors], dtype=np.float64)
+        for name in ('q', 'dq', 'tau', 'kp', 'kd')}
+    out['mode'] = np.array([m.mode for m in motors], dtype=np.uint8)
+    out['mode_pr'] = int(msg.mode_pr)
+    out['mode_machine'] = int(msg.mode_machine)
+    return out
+
+
+def lowcmd_msg(msg_type: MsgType, mode_machine: int, q: Any, dq: Any, tau: Any, kp: Any,
+               kd: Any, mode: Any, mode_pr: int = 0) -> Any:
+    """A LowCmd from per-motor (35,) arrays, with its CRC set (unitree_crc)."""
+    from vidplan_ros.transport.unitree_crc import stamp_lowcmd_crc
+    motor_cls = msg_type('unitree_hg/msg/MotorCmd')
+    cols = [np.asarray(a, dtype=np.float64).reshape(UNITREE_MOTORS) for a in (q, dq, tau, kp, kd)]
+    modes = np.asarray(mode).reshape(UNITREE_MOTORS)
+    motors = [motor_cls(mode=int(modes[i]), q=float(cols[0][i]), dq=float(cols[1][i]),
+                        tau=float(cols[2][i]), kp=float(cols[3][i]), kd=float(cols[4][i]))
+              for i in range(UNITREE_MOTORS)]
+    msg = msg_type('unitree_hg/msg/LowCmd')(mode_pr=mode_pr, mode_machine=mode_machine,
+                                            motor_cmd=motors)
+    return stamp_lowcmd_crc(msg)
+
+
+def lowstate_msg(msg_type: MsgType, tick: int, mode_machine: int, q: Any, dq: Any,
+                 tau_est: Any, quaternion_wxyz: Any = (1.0, 0.0, 0.0, 0.0),
+                 gyroscope: Any = (0.0, 0.0, 0.0), accelerometer: Any = (0.0, 0.0, 9.81),
+                 mode_pr: int = 0) -> Any:
+    """A LowState from per-motor (35,) arrays and the pelvis IMU, with its CRC set."""
+    from vidplan_ros.transport.unitree_crc import lowstate_crc
+    state_cls = msg_type('unitree_hg/msg/MotorState')
+    cols = [np.asarray(a, dtype=np.float64).reshape(UNITREE_MOTORS) for a in (q, dq, tau_est)]
+    motors = [state_cls(mode=1, q=float(cols[0][i]), dq=float(cols[1][i]),
+                        tau_est=float(cols[2][i])) for i in range(UNITREE_MOTORS)]
+    imu = msg_type('unitree_hg/msg/IMUState')(
+        quaternion=_floats(quaternion_wxyz), gyroscope=_floats(gyroscope),
+        accelerometer=_floats(accelerometer), rpy=[0.0, 0.0, 0.0])
+    msg = msg_type('unitree_hg/msg/LowState')(mode_pr=mode_pr, mode_machine=mode_machine,
+                                              tick=int(tick) & 0xFFFFFFFF, imu_state=imu,
+                                              motor_state=motors)
+    msg.crc = lowstate_crc(msg)
+    return msg
+
+
+def lowstate_arrays(msg: Any) -> dict[str, np.ndarray | int]:
+    """Per-motor arrays (35,) of a LowState: q, dq, tau_est; plus tick and mode_machine."""
+    motors = list(msg.motor_state)
+    if len(motors) != UNITREE_MOTORS:
+        raise MessageError(f'LowState has {len(motors)} motor states, expected {UNITREE_MOTORS}')
+    out: dict[str, np.ndarray | int] = {
+        name: np.array([getattr(m, name) for m in motors], dtype=np.float64)
+        for name in ('q', 'dq', 'tau_est')}
+    out['tick'] = int(msg.tick)
+    out['mode_machine'] = int(msg.mode_machine)
+    return out
