@@ -1,0 +1,39 @@
+"""Publishing /diagnostics (diagnostic_msgs/DiagnosticArray) from a node, either backend."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from vidplan_ros.transport import convert as cv
+from vidplan_ros.transport.base import Node
+
+OK, WARN, ERROR, STALE = 0, 1, 2, 3
+
+
+class Diagnostics:
+    """One DiagnosticArray per `publish`, a status per named part: `<node>: <part>`."""
+
+    def __init__(self, node: Node, hardware_id: str) -> None:
+        self.node = node
+        self.hardware_id = hardware_id
+        self.pub = node.create_publisher('diagnostic_msgs/msg/DiagnosticArray', '/diagnostics')
+
+    def publish(self, stamp_ns: int,
+                parts: Mapping[str, tuple[int, str, Mapping[str, Any]]]) -> None:
+        """`parts`: name -> (level OK/WARN/ERROR/STALE, message, key/values)."""
+        t = self.node.msg_type
+        # ROS `byte`: an int on DDS, a 1-byte bytes object in rclpy.
+        as_byte = (lambda v: bytes([v])) if self.node.backend == 'rclpy' else int
+        status = [t('diagnostic_msgs/msg/DiagnosticStatus')(
+            level=as_byte(level), name=f'{self.node.name}: {name}', message=message,
+            hardware_id=self.hardware_id,
+            values=[t('diagnostic_msgs/msg/KeyValue')(key=str(k), value=str(v))
+                    for k, v in values.items()])
+            for name, (level, message, values) in parts.items()]
+        self.pub.publish(t('diagnostic_msgs/msg/DiagnosticArray')(
+            header=cv.header(t, stamp_ns), status=status))
+
+
+def diagnostic_values(msg: Any) -> dict[str, dict[str, str]]:
+    """{status name: {key: value}} of a received DiagnosticArray (for tools and tests)."""
+    return {s.name: {kv.key: kv.value for kv in s.values} for s in msg.status}
