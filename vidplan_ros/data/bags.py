@@ -617,6 +617,10 @@ def _recover(src: Path, file: Path, buf: Any, dst: Path) -> dict[str, int]:
                     topic, ros_type = channels[cid]
                     out.write(topic, log_ns, bytes(body[22:]), ros_type=ros_type)
         counts = out.counts
+    if not sum(counts.values()):
+        shutil.rmtree(dst)
+        raise BagError(f'{file}: no complete message chunk made it to disk (the writer flushes '
+                       'a chunk per ~1 MiB); nothing to recover')
     return counts
 
 

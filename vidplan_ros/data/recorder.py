@@ -1,0 +1,255 @@
+"""Record episodes into bags: from the embedded sim (`EpisodeRecorder`) or live topics.
+
+`EpisodeRecorder` is a rollout hook: it writes the topics a user records on the real robot,
+stamped with sim time, so sim episodes and robot bags look the same to the dataset builder:
+
+    /cameras/<name>/image_raw      sensor_msgs/msg/Image (rgb8), every camera
+    /cameras/<name>/camera_info    sensor_msgs/msg/CameraInfo
+    /joint_states                  sensor_msgs/msg/JointState (arm joints + gripper fingers)
+    <command topic>                trajectory_msgs/msg/JointTrajectory, the commanded chunk
+    /vidplan/gripper_command       std_msgs/msg/Float64MultiArray, gripper width [m] (if any)
+    /clock                         rosgraph_msgs/msg/Clock
+
+`record_topics` is `vidplan record`: subscribe over the transport and write until a duration
+passes or Ctrl-C; the bag is closed properly either way (also on SIGTERM and on errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from vidplan_ros.data.bags import BagError, BagWriter
+from vidplan_ros.transport.qos import QoS
+
+__all__ = ['KNOWN_TOPIC_TYPES', 'RecordResult', 'build_parser', 'main', 'parse_topic',
+           'record_topics', 'topic_type']
+
+# Types of the topics this stack and its robots use, for `vidplan record <topic>` without a type.
+# Exact names first, then shell-style patterns (first match wins).
+KNOWN_TOPIC_TYPES: dict[str, str] = {
+    '/clock': 'rosgraph_msgs/msg/Clock',
+    '/joint_states': 'sensor_msgs/msg/JointState',
+    '/joint_command': 'sensor_msgs/msg/JointState',
+    '/diagnostics': 'diagnostic_msgs/msg/DiagnosticArray',
+    '/lowcmd': 'unitree_hg/msg/LowCmd',
+    '/arm_sdk': 'unitree_hg/msg/LowCmd',
+    '/lowstate': 'unitree_hg/msg/LowState',
+    '/vidplan/gripper_command': 'std_msgs/msg/Float64MultiArray',
+    '/vidplan/commanded_trajectory': 'trajectory_msgs/msg/JointTrajectory',
+    '/vidplan/grounded_plan': 'trajectory_msgs/msg/JointTrajectory',
+    '/vidplan/estop': 'std_msgs/msg/Bool',
+    '*/image_raw/compressed': 'sensor_msgs/msg/CompressedImage',
+    '*/compressed': 'sensor_msgs/msg/CompressedImage',
+    '*/image_raw': 'sensor_msgs/msg/Image',
+    '*/image_rect*': 'sensor_msgs/msg/Image',
+    '*/camera_info': 'sensor_msgs/msg/CameraInfo',
+    '*/joint_trajectory': 'trajectory_msgs/msg/JointTrajectory',
+    '*/joint_states': 'sensor_msgs/msg/JointState',
+}
+
+# What a recorder subscribes with: best effort matches reliable and best-effort publishers
+# alike (a reliable reader would never hear a sensor-data publisher); a deep queue rides out
+# bursts between spins.
+RECORD_QOS = QoS(reliability='best_effort', depth=100)
+
+
+def topic_type(topic: str) -> str | None:
+    """The ROS type of a known topic name (exact or by pattern), or None."""
+    if topic in KNOWN_TOPIC_TYPES:
+        return KNOWN_TOPIC_TYPES[topic]
+    for pattern, ros_type in KNOWN_TOPIC_TYPES.items():
+        if '*' in pattern and fnmatch.fnmatchcase(topic, pattern):
+            return ros_type
+    return None
+
+
+def parse_topic(spec: str) -> tuple[str, str]:
+    """`/topic` or `/topic:pkg/msg/Type` -> (topic, ros_type); the type of a known topic may be
+    left out."""
+    topic, _, ros_type = spec.partition(':')
+    topic = topic.strip()
+    if not topic.startswith('/'):
+        raise BagError(f'topic {spec!r}: give the full name, e.g. {"/" + topic!r}')
+    ros_type = ros_type.strip() or (topic_type(topic) or '')
+    if not ros_type:
+        raise BagError(f'topic {topic}: its type is not known; give it as '
+                       f'{topic}:pkg/msg/Type (e.g. {topic}:sensor_msgs/msg/Image)')
+    if ros_type.count('/') != 2:
+        raise BagError(f'topic {topic}: type {ros_type!r} is not pkg/msg/Type')
+    return topic, ros_type
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    path: Path
+    counts: Mapping[str, int]
+    duration_s: float
+    stopped_by: str   # 'duration', 'ctrl-c' or 'stop'
+
+
+def record_topics(node: Any, topics: Sequence[str | tuple[str, str]], out_dir: str | Path,
+                  duration_s: float | None = None, metadata: Mapping[str, Any] | None = None,
+                  qos: QoS = RECORD_QOS, overwrite: bool = False,
+                  stop: Callable[[], bool | str] | None = None,
+                  on_ready: Callable[[], None] | None = None) -> RecordResult:
+    """Record `topics` (`/name`, `/name:pkg/msg/Type` or (name, type)) from `node` into a bag.
+
+    Runs until `duration_s` of wall time passes, `stop()` is truthy (a string is kept as the
+    reason), or Ctrl-C; log time is the
+    node clock at receipt (sim time under use_sim_time). Ctrl-C ends a recording normally; any
+    other exception closes the bag (metadata `complete: false`) and propagates. `on_ready` is
+    called once the subscriptions exist.
+    """
+    if getattr(node, 'backend', '') != 'dds':
+        raise BagError('record_topics writes the CDR of dds_msgs messages and needs the dds '
+                       'transport (VIDPLAN_TRANSPORT=dds); on a ROS 2 host `ros2 bag record -s '
+                       'mcap` records the same bags')
+    if duration_s is not None and not duration_s > 0:
+        raise BagError(f'duration_s = {duration_s!r}: a number of seconds > 0, or None to '
+                       'record until Ctrl-C')
+    pairs = [parse_topic(t) if isinstance(t, str) else (t[0], t[1]) for t in topics]
+    if not pairs:
+        raise BagError('no topics to record; name at least one, e.g. /joint_states')
+    dup = sorted({t for t, _ in pairs if [p for p, _ in pairs].count(t) > 1})
+    if dup:
+        raise BagError(f'topics {dup} are named twice; name each topic once')
+    meta = {'source': 'robot', 'recorded_topics': [t for t, _ in pairs]}
+    meta.update(metadata or {})
+    log = node.logger
+    started = time.monotonic()
+    stopped_by = 'duration'
+    with BagWriter(out_dir, metadata=meta, overwrite=overwrite,
+                   qos={t: QoS(depth=10) for t, _ in pairs}) as bag:
+        subs = []
+        for topic, ros_type in pairs:
+            bag.add_topic(topic, ros_type)
+
+            def on_msg(msg: Any, topic: str = topic, ros_type: str = ros_type) -> None:
+                bag.write(topic, node.now_ns(), msg, ros_type=ros_type)
+
+            subs.append(node.create_subscription(ros_type, topic, on_msg, qos))
+        log.info(f'recording {len(pairs)} topics into {bag.path} '
+                 f'({"for %g s" % duration_s if duration_s else "until Ctrl-C"})')
+        if on_ready is not None:
+            on_ready()
+        deadline = None if duration_s is None else started + duration_s
+        try:
+            while node.ok():
+                reason = stop() if stop is not None else None
+                if reason:
+                    stopped_by = reason if isinstance(reason, str) else 'stop'
+                    break
+                left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+                if left <= 0:
+                    break
+                node.spin_once(left)
+                log.info(f'{sum(bag.counts.values())} messages so far', throttle_s=5.0)
+        except KeyboardInterrupt:
+            stopped_by = 'ctrl-c'
+        elapsed = time.monotonic() - started
+        bag.update_metadata(stopped_by=stopped_by, wall_duration_s=round(elapsed, 3))
+        counts = bag.counts
+    silent = [t for t, n in counts.items() if n == 0]
+    log.info(f'closed {Path(out_dir)}: {sum(counts.values())} messages in {elapsed:.1f} s')
+    if silent:
+        log.warning(f'no messages on {silent}: check the names, that a publisher runs, and '
+                    'ROS_DOMAIN_ID')
+    return RecordResult(Path(out_dir), counts, elapsed, stopped_by)
+
+
+# --- vidplan record ---------------------------------------------------------------------------
+
+def _meta_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """Arguments of `vidplan record` (fills `parser` when given, e.g. a CLI subparser)."""
+    parser = parser or argparse.ArgumentParser(
+        prog='vidplan record', description='Record topics into a ROS 2 bag (mcap), as '
+        '`ros2 bag record -s mcap` does, without ROS.')
+    parser.add_argument('topics', nargs='+', metavar='TOPIC',
+                        help='/name or /name:pkg/msg/Type (the type of known topics such as '
+                        '/joint_states, /clock, */image_raw, */camera_info may be left out)')
+    parser.add_argument('-o', '--output', default='',
+                        help='bag directory (default rosbag2_<date>-<time>)')
+    parser.add_argument('-d', '--duration', type=float, default=None,
+                        help='stop after this many seconds (default: at Ctrl-C)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing bag at --output')
+    parser.add_argument('--reliable', action='store_true',
+                        help='subscribe reliably (matches reliable publishers only)')
+    parser.add_argument('--depth', type=int, default=RECORD_QOS.depth,
+                        help='subscription queue depth per topic')
+    parser.add_argument('--use-sim-time', action='store_true',
+                        help='stamp messages with /clock time instead of wall time')
+    parser.add_argument('--meta', nargs='*', default=[], metavar='KEY=VALUE',
+                        help='episode metadata, e.g. robot=franka_fr3 task=push success=true')
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `vidplan record` with parsed `args`; returns the exit code."""
+    from vidplan_ros.transport import create_node
+
+    meta: dict[str, Any] = {}
+    for item in args.meta:
+        key, sep, value = item.partition('=')
+        if not sep or not key:
+            raise BagError(f'--meta {item!r}: give KEY=VALUE, e.g. task=push')
+        meta[key] = _meta_value(value)
+    if args.depth < 1:
+        raise BagError(f'--depth {args.depth}: a queue depth >= 1')
+    out = args.output or time.strftime('rosbag2_%Y_%m_%d-%H_%M_%S')
+    qos = QoS(reliability='reliable' if args.reliable else 'best_effort', depth=args.depth)
+    argv = ['--ros-args', '-p', 'use_sim_time:=true'] if args.use_sim_time else []
+    node = create_node('vidplan_record', argv=argv, backend='dds')
+    # Ctrl-C and SIGTERM only raise a flag, so a message is never cut half-written; the loop
+    # then closes the bag and we exit 0, as `ros2 bag record` does.
+    stopped: list[str] = []
+    names = {signal.SIGINT: 'ctrl-c', signal.SIGTERM: 'sigterm'}
+    previous = {sig: signal.getsignal(sig) for sig in names}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopped.append(names.get(signal.Signals(signum), 'signal'))
+
+    for sig in names:
+        signal.signal(sig, on_signal)
+    try:
+        result = record_topics(node, args.topics, out, duration_s=args.duration,
+                               metadata=meta, qos=qos, overwrite=args.overwrite,
+                               stop=lambda: stopped[0] if stopped else False,
+                               on_ready=lambda: print(f'recording into {out}', flush=True))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        node.shutdown()
+    for topic, n in sorted(result.counts.items()):
+        print(f'  {topic:48s} {n:7d}')
+    print(f'wrote {sum(result.counts.values())} messages to {result.path} '
+          f'({result.stopped_by})')
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except BagError as exc:
+        print(f'vidplan record: error: {exc}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())
