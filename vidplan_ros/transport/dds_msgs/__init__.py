@@ -5,6 +5,7 @@ rosbags Humble typestore in the tests) and uses the rmw_cyclonedds type name
 ``pkg::msg::dds_::Name_``. Look classes up by ROS type name with :func:`dds_type`.
 """
 
+from vidplan_ros.transport.names import dds_type_name
 from vidplan_ros.transport.dds_msgs import (builtin_interfaces, diagnostic_msgs, rosgraph_msgs,
                                             sensor_msgs, std_msgs, trajectory_msgs, unitree_hg)
 
@@ -50,14 +51,6 @@ def dds_type(ros_type_name: str) -> type:
         known = ', '.join(sorted(DDS_TYPES))
         raise UnknownRosTypeError(
             f'no DDS type registered for ROS type {ros_type_name!r}; known: {known}') from None
-
-
-def dds_type_name(ros_type_name: str) -> str:
-    """Map ``'pkg/msg/Name'`` to the rmw_cyclonedds DDS type name ``'pkg::msg::dds_::Name_'``."""
-    parts = ros_type_name.split('/')
-    if len(parts) < 2 or not all(parts):
-        raise ValueError(f'not a ROS type name (pkg/msg/Name): {ros_type_name!r}')
-    return '::'.join(parts[:-1] + ['dds_', parts[-1] + '_'])
 
 
 __all__ = ['DDS_TYPES', 'UnknownRosTypeError', 'dds_type', 'dds_type_name']
