@@ -10,8 +10,9 @@ imported, so the backend is chosen when this module is imported, before it impor
    driver cannot crash or hang this process; the result is written to `MUJOCO_GL`, so child
    processes inherit it without probing again (about 0.7 s, once per process tree).
 
-If mujoco was imported before this module, the choice is MuJoCo's own (GLFW when `MUJOCO_GL` is
-unset, which cannot render headless); `gl_backend()` then reports what MuJoCo has.
+If mujoco was imported before this module without `MUJOCO_GL`, it bound GLFW (which cannot
+render headless); as long as PyOpenGL is not loaded yet, its GL context class is switched to the
+backend chosen as above. Import this module (or any `vidplan_ros.sim` module) first to avoid it.
 
 Rendering cost on CPU-only machines is dominated by MuJoCo's default visual quality, not pixels
 (../shared/reference/sim-notes.md): `fast_visual()` switches off the shadow map and multisampling
@@ -68,31 +69,59 @@ def probe_gl_backend(backend: str, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[
     return False, f'{backend}: ' + (lines[-1] if lines else f'exit status {proc.returncode}')
 
 
+def _probe_choice() -> tuple[str, str]:
+    """EGL if it works here, else OSMesa (if its library exists)."""
+    ok, reason = probe_gl_backend('egl')
+    if ok:
+        return 'egl', reason
+    if ctypes.util.find_library('OSMesa'):
+        return 'osmesa', f'EGL failed ({reason})'
+    _LOG.warning('EGL rendering failed (%s) and libOSMesa is missing; install libegl1 + '
+                 'libegl-mesa0 (or libosmesa6) to render', reason)
+    return 'egl', reason
+
+
 def _choose_backend() -> tuple[str, str]:
     """(backend, reason) following the order in the module docstring; sets the environment."""
-    if 'mujoco' in sys.modules:
-        current = os.environ.get('MUJOCO_GL', '').strip().lower()
-        return current or 'glfw', 'mujoco was imported before vidplan_ros.sim.render'
     requested = os.environ.get('MUJOCO_GL', '').strip().lower()
-    platform = os.environ.get('PYOPENGL_PLATFORM', '').strip().lower()
+    if 'mujoco' in sys.modules:
+        return _adopt_late(requested)
     if requested:
         if requested in GL_BACKENDS:
             os.environ.setdefault('PYOPENGL_PLATFORM', requested)
         return requested, 'MUJOCO_GL set by the user'
+    platform = os.environ.get('PYOPENGL_PLATFORM', '').strip().lower()
     if platform in GL_BACKENDS:
         backend, reason = platform, 'PYOPENGL_PLATFORM set by the user'
     else:
-        ok, reason = probe_gl_backend('egl')
-        backend = 'egl'
-        if not ok:
-            if ctypes.util.find_library('OSMesa'):
-                backend, reason = 'osmesa', f'EGL failed ({reason})'
-            else:
-                _LOG.warning('EGL rendering failed (%s) and libOSMesa is missing; install '
-                             'libegl1 + libegl-mesa0 (or libosmesa6) to render', reason)
+        backend, reason = _probe_choice()
     os.environ['MUJOCO_GL'] = backend
     os.environ.setdefault('PYOPENGL_PLATFORM', backend)
     return backend, reason
+
+
+def _adopt_late(requested: str) -> tuple[str, str]:
+    """mujoco is already imported. If it was imported without MUJOCO_GL (so it bound GLFW, which
+    cannot render headless) and PyOpenGL is not loaded yet, switch its GL context class to the
+    headless backend; otherwise keep what mujoco has."""
+    if requested:
+        return requested, 'MUJOCO_GL set by the user (mujoco was imported first)'
+    gl_module = sys.modules.get('mujoco.rendering.classic.gl_context')
+    if gl_module is None or 'OpenGL' in sys.modules or \
+            os.environ.get('PYOPENGL_PLATFORM', '').strip().lower() not in ('', *GL_BACKENDS):
+        return 'glfw', 'mujoco was imported before vidplan_ros.sim.render (GLFW)'
+    backend, reason = os.environ.get('PYOPENGL_PLATFORM', '').strip().lower(), ''
+    if not backend:
+        backend, reason = _probe_choice()
+    os.environ['MUJOCO_GL'] = backend
+    os.environ.setdefault('PYOPENGL_PLATFORM', backend)
+    if backend == 'egl':
+        from mujoco.egl import GLContext
+    else:
+        from mujoco.osmesa import GLContext
+    gl_module.GLContext = GLContext
+    sys.modules['mujoco'].GLContext = GLContext
+    return backend, f'{reason}; mujoco was imported first, its GL context class was switched'
 
 
 _BACKEND, _REASON = _choose_backend()
