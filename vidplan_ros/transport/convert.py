@@ -214,10 +214,14 @@ def lowcmd_arrays(msg: Any) -> dict[str, np.ndarray | int]:
     motors = list(msg.motor_cmd)
     if len(motors) != UNITREE_MOTORS:
         raise MessageError(f'LowCmd has {len(motors)} motor commands, expected {UNITREE_MOTORS}')
+    f64 = np.float64
     out: dict[str, np.ndarray | int] = {
-        name: np.array([getattr(m, name) for m in motors], dtype=np.float64)
-        for name in ('q', 'dq', 'tau', 'kp', 'kd')}
-    out['mode'] = np.array([m.mode for m in motors], dtype=np.uint8)
+        'q': np.array([m.q for m in motors], dtype=f64),
+        'dq': np.array([m.dq for m in motors], dtype=f64),
+        'tau': np.array([m.tau for m in motors], dtype=f64),
+        'kp': np.array([m.kp for m in motors], dtype=f64),
+        'kd': np.array([m.kd for m in motors], dtype=f64),
+        'mode': np.array([m.mode for m in motors], dtype=np.uint8)}
     out['mode_pr'] = int(msg.mode_pr)
     out['mode_machine'] = int(msg.mode_machine)
     return out
@@ -228,11 +232,13 @@ def lowcmd_msg(msg_type: MsgType, mode_machine: int, q: Any, dq: Any, tau: Any, 
     """A LowCmd from per-motor (35,) arrays, with its CRC set (unitree_crc)."""
     from vidplan_ros.transport.unitree_crc import stamp_lowcmd_crc
     motor_cls = msg_type('unitree_hg/msg/MotorCmd')
-    cols = [np.asarray(a, dtype=np.float64).reshape(UNITREE_MOTORS) for a in (q, dq, tau, kp, kd)]
+    cols = [np.asarray(a, dtype=np.float64).reshape(UNITREE_MOTORS).tolist()
+            for a in (q, dq, tau, kp, kd)]
     modes = np.asarray(mode).reshape(UNITREE_MOTORS)
-    motors = [motor_cls(mode=int(modes[i]), q=float(cols[0][i]), dq=float(cols[1][i]),
-                        tau=float(cols[2][i]), kp=float(cols[3][i]), kd=float(cols[4][i]))
-              for i in range(UNITREE_MOTORS)]
+    # one tolist() per column; int() per value only where mode is not an integer array
+    modes = modes.tolist() if modes.dtype.kind in 'iu' else [int(m) for m in modes.tolist()]
+    motors = [motor_cls(mode=m, q=a, dq=b, tau=c, kp=d, kd=e)
+              for m, a, b, c, d, e in zip(modes, *cols)]
     msg = msg_type('unitree_hg/msg/LowCmd')(mode_pr=mode_pr, mode_machine=mode_machine,
                                             motor_cmd=motors)
     return stamp_lowcmd_crc(msg)
@@ -245,9 +251,9 @@ def lowstate_msg(msg_type: MsgType, tick: int, mode_machine: int, q: Any, dq: An
     """A LowState from per-motor (35,) arrays and the pelvis IMU, with its CRC set."""
     from vidplan_ros.transport.unitree_crc import lowstate_crc
     state_cls = msg_type('unitree_hg/msg/MotorState')
-    cols = [np.asarray(a, dtype=np.float64).reshape(UNITREE_MOTORS) for a in (q, dq, tau_est)]
-    motors = [state_cls(mode=1, q=float(cols[0][i]), dq=float(cols[1][i]),
-                        tau_est=float(cols[2][i])) for i in range(UNITREE_MOTORS)]
+    cols = [np.asarray(a, dtype=np.float64).reshape(UNITREE_MOTORS).tolist()
+            for a in (q, dq, tau_est)]
+    motors = [state_cls(mode=1, q=a, dq=b, tau_est=c) for a, b, c in zip(*cols)]
     imu = msg_type('unitree_hg/msg/IMUState')(
         quaternion=_floats(quaternion_wxyz), gyroscope=_floats(gyroscope),
         accelerometer=_floats(accelerometer), rpy=[0.0, 0.0, 0.0])
@@ -263,9 +269,11 @@ def lowstate_arrays(msg: Any) -> dict[str, np.ndarray | int]:
     motors = list(msg.motor_state)
     if len(motors) != UNITREE_MOTORS:
         raise MessageError(f'LowState has {len(motors)} motor states, expected {UNITREE_MOTORS}')
+    f64 = np.float64
     out: dict[str, np.ndarray | int] = {
-        name: np.array([getattr(m, name) for m in motors], dtype=np.float64)
-        for name in ('q', 'dq', 'tau_est')}
+        'q': np.array([m.q for m in motors], dtype=f64),
+        'dq': np.array([m.dq for m in motors], dtype=f64),
+        'tau_est': np.array([m.tau_est for m in motors], dtype=f64)}
     out['tick'] = int(msg.tick)
     out['mode_machine'] = int(msg.mode_machine)
     return out

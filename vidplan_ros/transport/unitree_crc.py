@@ -113,9 +113,10 @@ def pack_lowcmd(msg: Any) -> bytes:
     if len(cmds) != NUM_MOTORS:
         raise ValueError(f'LowCmd.motor_cmd must have {NUM_MOTORS} entries, got {len(cmds)}')
     vals: list = [msg.mode_pr, msg.mode_machine]
+    extend = vals.extend
     for m in cmds:
-        vals += (m.mode, m.q, m.dq, m.tau, m.kp, m.kd, m.reserve)
-    vals += list(msg.reserve)
+        extend((m.mode, m.q, m.dq, m.tau, m.kp, m.kd, m.reserve))
+    extend(msg.reserve)
     vals.append(msg.crc)
     return _LOWCMD.pack(*vals)
 
@@ -130,11 +131,15 @@ def pack_lowstate(msg: Any) -> bytes:
     vals: list = [*msg.version, msg.mode_pr, msg.mode_machine, msg.tick,
                   *imu.quaternion, *imu.gyroscope, *imu.accelerometer, *imu.rpy,
                   imu.temperature]
+    extend = vals.extend
     for s in states:
-        vals += (s.mode, s.q, s.dq, s.ddq, s.tau_est, *s.temperature, s.vol, *s.sensor,
-                 s.motorstate, *s.reserve)
+        t0, t1 = s.temperature
+        s0, s1 = s.sensor
+        r0, r1, r2, r3 = s.reserve
+        extend((s.mode, s.q, s.dq, s.ddq, s.tau_est, t0, t1, s.vol, s0, s1, s.motorstate,
+                r0, r1, r2, r3))
     vals.append(_u8_bytes(msg.wireless_remote, 40))
-    vals += list(msg.reserve)
+    extend(msg.reserve)
     vals.append(msg.crc)
     return _LOWSTATE.pack(*vals)
 

@@ -3,6 +3,8 @@
 Field order and types follow unitree_sdk2 ``idl/hg`` (all final, sequential ids). The DDS
 type names are those Unitree publishes, e.g. ``unitree_hg::msg::dds_::LowCmd_`` on ``rt/lowcmd``.
 ``LowState.wireless_remote`` (``uint8[40]``) is ``bytes`` of length 40 (see ``_octets``).
+LowCmd and LowState use compiled one-``struct.Struct`` CDR machines (see ``_unitree_fast``):
+the same bytes and values as the stock cyclonedds machines, ~10x faster.
 For the CRC see :mod:`vidplan_ros.transport.unitree_crc`.
 """
 
@@ -12,6 +14,7 @@ from cyclonedds.idl import IdlStruct
 from cyclonedds.idl import types as t
 
 from vidplan_ros.transport.dds_msgs._octets import use_octet_machines
+from vidplan_ros.transport.dds_msgs._unitree_fast import use_compiled_machines
 
 NUM_MOTORS = 35
 WIRELESS_REMOTE_LEN = 40
@@ -76,3 +79,5 @@ class LowState(IdlStruct, typename='unitree_hg::msg::dds_::LowState_'):
 
 
 use_octet_machines(LowState, 'wireless_remote')
+use_compiled_machines(LowCmd)
+use_compiled_machines(LowState)
