@@ -160,3 +160,14 @@ def test_close_then_render_reopens(franka):
     franka.close()
     franka.close()                                         # idempotent
     assert franka.render('wrist').shape == (32, 32, 3)
+
+
+def test_bench_functions_run_small():
+    from vidplan_ros.sim.bench import bench_physics, bench_render, to_markdown
+    physics = bench_physics(steps=20, repeats=1)
+    assert set(physics) == {'franka/reach', 'franka/push', 'g1/reach'}
+    assert all(r['env_steps_per_s'] > 0 and r['mj_steps_per_s'] > 0 for r in physics.values())
+    frames = bench_render(sizes=(16,), frames=2, repeats=1)
+    assert frames['franka_fr3']['wrist']['16x16'] > 0
+    table = to_markdown({'physics': physics, 'render': {'egl': frames}})
+    assert '| franka_fr3 | wrist |' in table

@@ -67,6 +67,13 @@ class SimConfig:
                 'physics_dt_s', self.physics_dt_s, 'a step in (0, 0.01] s (0.002 is tuned)')
 
 
+def _selector(index: np.ndarray) -> slice | np.ndarray:
+    """`index` as a slice when it is a contiguous ascending run, else as is."""
+    if len(index) and np.array_equal(index, np.arange(index[0], index[0] + len(index))):
+        return slice(int(index[0]), int(index[0]) + len(index))
+    return index
+
+
 class SimEnv:
     """A MuJoCo scene of one robot doing one task, driven by joint PD commands."""
 
@@ -86,13 +93,22 @@ class SimEnv:
         self._qadr = np.array([m.joint(j).qposadr[0] for j in self.joint_names])
         self._dadr = np.array([m.joint(j).dofadr[0] for j in self.joint_names])
         self._act = np.array([m.actuator(j).id for j in self.joint_names])
+        # Slices (views that follow the state in place) where the addresses are contiguous.
+        self._qsel, self._dsel, self._asel = (_selector(a) for a in
+                                              (self._qadr, self._dadr, self._act))
+        self._copies = not (isinstance(self._qsel, slice) and isinstance(self._dsel, slice))
         self._effort_max = np.array(self.spec.effort_max_nm or (np.inf,) * len(self._qadr))
         self._compensate = GRAVITY_COMPENSATED[cfg.robot]
         if cfg.robot == 'franka_fr3':
             self.default_kp, self.default_kd = np.array(FRANKA_SIM_KP), np.array(FRANKA_SIM_KD)
         else:
             self.default_kp, self.default_kd = np.array(self.spec.kp), np.array(self.spec.kd)
+        self._defaults = np.stack([np.zeros(len(self._qadr)), np.zeros(len(self._qadr)),
+                                   self.default_kp, self.default_kd,
+                                   np.zeros(len(self._qadr))])
         self._has_gripper = self.spec.gripper.width_max_m > 0
+        self._grip_step = self.spec.gripper.speed_max_m_s / 2 * self.model.opt.timestep
+        self._kinematics_stale = False
         if self._has_gripper:
             self._grip_act = m.actuator(GRIPPER_ACTUATOR).id
             self._finger_qadr = np.array([m.joint(j).qposadr[0]
@@ -108,10 +124,9 @@ class SimEnv:
         mujoco.mj_resetData(m, d)
         ready = np.array(self.spec.ready_pose_rad, dtype=np.float64)
         d.qpos[self._qadr] = ready
-        n = len(ready)
-        self._cmd = (ready.copy(), np.zeros(n), self.default_kp.copy(), self.default_kd.copy(),
-                     np.zeros(n))
-        self._effort = np.zeros(n)
+        self._cmd = self._defaults.copy()
+        self._cmd[0] = ready
+        self._effort = np.zeros(len(ready))
         if self._has_gripper:
             half = self.spec.gripper.width_max_m / 2
             d.qpos[self._finger_qadr] = half
@@ -123,6 +138,7 @@ class SimEnv:
         else:
             self._appearance.restore(m)
         mujoco.mj_forward(m, d)
+        self._kinematics_stale = False
 
     @property
     def time_s(self) -> float:
@@ -157,26 +173,26 @@ class SimEnv:
         value or a negative gain.
         """
         n = len(self._qadr)
-        values = {'q_des': q_des, 'dq_des': np.zeros(n) if dq_des is None else dq_des,
-                  'kp': self.default_kp if kp is None else kp,
-                  'kd': self.default_kd if kd is None else kd,
-                  'tau_ff': np.zeros(n) if tau_ff is None else tau_ff}
-        arrays = {}
-        for name, value in values.items():
+        given = (('q_des', q_des), ('dq_des', dq_des), ('kp', kp), ('kd', kd),
+                 ('tau_ff', tau_ff))
+        cmd = np.empty((5, n))   # rows: q_des, dq_des, kp, kd, tau_ff
+        for row, (name, value) in enumerate(given):
+            if value is None:
+                cmd[row] = self._defaults[row]
+                continue
+            if np.shape(value) != (n,):
+                raise ValueError(f'{name} must have shape ({n},) (joints {self.joint_names}), '
+                                 f'got {np.shape(value)}; command ignored')
             try:
-                array = np.array(value, dtype=np.float64)
+                cmd[row] = value
             except (TypeError, ValueError):
                 raise ValueError(f'{name} must be numbers, got {value!r}') from None
-            if array.shape != (n,):
-                raise ValueError(f'{name} must have shape ({n},) (joints {self.joint_names}), '
-                                 f'got {array.shape}')
-            if not np.all(np.isfinite(array)):
-                raise ValueError(f'{name} must be finite, got {array}; command ignored')
-            arrays[name] = array
-        if np.any(arrays['kp'] < 0) or np.any(arrays['kd'] < 0):
+        if not np.isfinite(cmd).all():
+            bad = [given[i][0] for i in np.flatnonzero(~np.isfinite(cmd).all(axis=1))]
+            raise ValueError(f'{bad} must be finite; command ignored')
+        if (cmd[2:4] < 0).any():
             raise ValueError('kp and kd must be >= 0; command ignored')
-        self._cmd = (arrays['q_des'], arrays['dq_des'], arrays['kp'], arrays['kd'],
-                     arrays['tau_ff'])
+        self._cmd = cmd
 
     def set_joint_positions(self, q: np.ndarray) -> None:
         """Teleport the joints to `q` (n,) at rest and hold there (tests, scripted set-ups)."""
@@ -187,6 +203,7 @@ class SimEnv:
         self.data.qvel[self._dadr] = 0.0
         self.set_joint_command(q)
         mujoco.mj_forward(self.model, self.data)
+        self._kinematics_stale = False
 
     # -- gripper -------------------------------------------------------------------------------
 
@@ -212,32 +229,44 @@ class SimEnv:
         """Advance `n` physics steps, running the PD (and the gripper ramp) before each."""
         m, d = self.model, self.data
         q_des, dq_des, kp, kd, tau_ff = self._cmd
-        grip_step = self.spec.gripper.speed_max_m_s / 2 * m.opt.timestep
+        lo, hi = -self._effort_max, self._effort_max
+        q, dq, bias, ctrl = (d.qpos[self._qsel], d.qvel[self._dsel], d.qfrc_bias[self._dsel],
+                             d.ctrl)
         tau = self._effort
         for _ in range(int(n)):
-            mujoco.mj_step1(m, d)  # kinematics, bias forces for the current state
-            tau = tau_ff + kp * (q_des - d.qpos[self._qadr]) + kd * (dq_des - d.qvel[self._dadr])
+            mujoco.mj_step1(m, d)  # kinematics and bias forces of the current state
+            tau = tau_ff + kp * (q_des - q) + kd * (dq_des - dq)
             if self._compensate:
-                tau = tau + d.qfrc_bias[self._dadr]
-            tau = np.clip(tau, -self._effort_max, self._effort_max)
-            d.ctrl[self._act] = tau
+                tau += bias
+            tau = np.minimum(np.maximum(tau, lo), hi)
+            ctrl[self._asel] = tau
             if self._has_gripper:
-                ctrl = d.ctrl[self._grip_act]
-                d.ctrl[self._grip_act] = ctrl + np.clip(self._grip_goal - ctrl, -grip_step,
-                                                        grip_step)
+                now = float(ctrl[self._grip_act])
+                ctrl[self._grip_act] = now + min(max(self._grip_goal - now, -self._grip_step),
+                                                 self._grip_step)
             mujoco.mj_step2(m, d)
+            if self._copies:          # joint addresses not contiguous: re-read the copies
+                q, dq, bias = (d.qpos[self._qsel], d.qvel[self._dsel],
+                               d.qfrc_bias[self._dsel])
         self._effort = tau
-        # Poses of the new state for tcp_pose, success and rendering (mj_step leaves them one
-        # step behind).
-        mujoco.mj_kinematics(m, d)
-        mujoco.mj_comPos(m, d)
-        mujoco.mj_camlight(m, d)
+        self._kinematics_stale = True
+
+    def _update_kinematics(self) -> None:
+        """Poses of the current state (mj_step leaves body and camera poses one step behind);
+        done lazily, before anything reads them."""
+        if self._kinematics_stale:
+            m, d = self.model, self.data
+            mujoco.mj_kinematics(m, d)
+            mujoco.mj_comPos(m, d)
+            mujoco.mj_camlight(m, d)
+            self._kinematics_stale = False
 
     # -- observations --------------------------------------------------------------------------
 
     def render(self, camera: str) -> np.ndarray:
         """(image_height, image_width, 3) uint8 RGB image of `camera`."""
         self._check_camera(camera)
+        self._update_kinematics()
         if self._renderer is None:
             self._renderer = CameraRenderer(self.model, self.cfg.image_width,
                                             self.cfg.image_height)
@@ -255,6 +284,7 @@ class SimEnv:
         """(4, 4) pose of the camera's optical frame (z forward, x right, y down) in the robot
         base frame, the extrinsics that go with `camera_intrinsics`."""
         self._check_camera(camera)
+        self._update_kinematics()
         cam = self.data.cam(camera)
         pose = np.eye(4)
         pose[:3, :3] = cam.xmat.reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])
@@ -267,9 +297,11 @@ class SimEnv:
 
     def task_state(self) -> TaskState:
         """The task's state now (target / cube / goal positions, tip position)."""
+        self._update_kinematics()
         return self.task.state(self.data)
 
     def success(self) -> bool:
+        self._update_kinematics()
         return bool(self.task.success(self.data))
 
     def tcp_pose(self, link: str | None = None) -> np.ndarray:
@@ -277,6 +309,7 @@ class SimEnv:
         link = link or self.task.tip_link
         if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, link) < 0:
             raise ValueError(f'no link {link!r} in the {self.spec.name} scene')
+        self._update_kinematics()
         body = self.data.body(link)
         pose = np.eye(4)
         pose[:3, :3] = body.xmat.reshape(3, 3)
