@@ -1,14 +1,26 @@
 """Record episodes into bags: from the embedded sim (`EpisodeRecorder`) or live topics.
 
-`EpisodeRecorder` is a rollout hook: it writes the topics a user records on the real robot,
-stamped with sim time, so sim episodes and robot bags look the same to the dataset builder:
+`EpisodeRecorder` is a rollout hook (`run_episode(..., on_step=recorder)`): at every plan tick
+it writes the topics a user records on the real robot, stamped with sim time (log time = header
+stamp = sim time since reset), so sim episodes and robot bags look the same to the dataset
+builder:
 
-    /cameras/<name>/image_raw      sensor_msgs/msg/Image (rgb8), every camera
-    /cameras/<name>/camera_info    sensor_msgs/msg/CameraInfo
-    /joint_states                  sensor_msgs/msg/JointState (arm joints + gripper fingers)
-    <command topic>                trajectory_msgs/msg/JointTrajectory, the commanded chunk
-    /vidplan/gripper_command       std_msgs/msg/Float64MultiArray, gripper width [m] (if any)
+    /cameras/<name>/image_raw      sensor_msgs/msg/Image (rgb8), every camera of the env
+    /cameras/<name>/camera_info    sensor_msgs/msg/CameraInfo (pinhole K, no distortion)
+    /joint_states                  sensor_msgs/msg/JointState: arm joints, then gripper fingers
+    /lowstate                      unitree_hg/msg/LowState (G1 only, as the robot publishes it)
+    <command topic>                trajectory_msgs/msg/JointTrajectory: the commanded chunk,
+                                   stamped with its observation's time. Franka: the JTC topic
+                                   (spec.interfaces.joint_trajectory_topic). G1: the rollout
+                                   gives trajectory chunks, not the 500 Hz LowCmd stream, so
+                                   chunks go to /vidplan/commanded_trajectory.
+    /franka_gripper/joint_command  sensor_msgs/msg/JointState, finger targets = width / 2
+                                   (robots with a gripper, when the expert commands one; the
+                                   topic the sim node takes gripper commands on)
     /clock                         rosgraph_msgs/msg/Clock
+
+Observations and the command made from them share a log time; the end state of the episode is
+one more observation without a command.
 
 `record_topics` is `vidplan record`: subscribe over the transport and write until a duration
 passes or Ctrl-C; the bag is closed properly either way (also on SIGTERM and on errors).
@@ -26,11 +38,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
+
 from vidplan_ros.data.bags import BagError, BagWriter
+from vidplan_ros.transport import convert as cv
+from vidplan_ros.transport.dds_msgs import dds_type
 from vidplan_ros.transport.qos import QoS
 
-__all__ = ['KNOWN_TOPIC_TYPES', 'RecordResult', 'build_parser', 'main', 'parse_topic',
-           'record_topics', 'topic_type']
+__all__ = ['CLOCK_TOPIC', 'COMMANDED_TRAJECTORY_TOPIC', 'EpisodeRecorder', 'GRIPPER_TOPIC',
+           'KNOWN_TOPIC_TYPES', 'RecordResult', 'build_parser', 'camera_topics',
+           'command_topic', 'main', 'parse_topic', 'record_topics', 'topic_type']
+
+CLOCK_TOPIC = '/clock'
+JOINT_STATES_TOPIC = '/joint_states'
+COMMANDED_TRAJECTORY_TOPIC = '/vidplan/commanded_trajectory'
+GRIPPER_TOPIC = '/franka_gripper/joint_command'   # what the sim node subscribes to
+G1_MODE_MACHINE = 5                               # G1 29-DoF rev 1.0 (robots.md §2.2)
 
 # Types of the topics this stack and its robots use, for `vidplan record <topic>` without a type.
 # Exact names first, then shell-style patterns (first match wins).
@@ -42,7 +65,7 @@ KNOWN_TOPIC_TYPES: dict[str, str] = {
     '/lowcmd': 'unitree_hg/msg/LowCmd',
     '/arm_sdk': 'unitree_hg/msg/LowCmd',
     '/lowstate': 'unitree_hg/msg/LowState',
-    '/vidplan/gripper_command': 'std_msgs/msg/Float64MultiArray',
+    '/franka_gripper/joint_command': 'sensor_msgs/msg/JointState',
     '/vidplan/commanded_trajectory': 'trajectory_msgs/msg/JointTrajectory',
     '/vidplan/grounded_plan': 'trajectory_msgs/msg/JointTrajectory',
     '/vidplan/estop': 'std_msgs/msg/Bool',
@@ -85,6 +108,113 @@ def parse_topic(spec: str) -> tuple[str, str]:
     if ros_type.count('/') != 2:
         raise BagError(f'topic {topic}: type {ros_type!r} is not pkg/msg/Type')
     return topic, ros_type
+
+
+def camera_topics(camera: str) -> tuple[str, str]:
+    """(image topic, camera_info topic) of a camera."""
+    return f'/cameras/{camera}/image_raw', f'/cameras/{camera}/camera_info'
+
+
+def command_topic(spec: Any) -> str:
+    """Where a robot's commanded trajectory chunks are recorded (see the module doc)."""
+    if spec.interfaces.command_interface == 'joint_trajectory':
+        return spec.interfaces.joint_trajectory_topic
+    return COMMANDED_TRAJECTORY_TOPIC
+
+
+class EpisodeRecorder:
+    """Writes one sim episode into `bag`; call it as the rollout's `on_step(env, t_s, action)`.
+
+    `env` is a `vidplan_ros.sim.env.SimEnv`; `action` has `stamp_s`, `times_from_start_s` (T,),
+    `positions` (T, n) in spec joint order and `gripper_width_m` (float or None), like
+    `sim.experts.ExpertAction`. Every call renders each camera once. After the rollout,
+    `record_end()` adds the final observation, so observations outnumber commands by one.
+    """
+
+    def __init__(self, env: Any, bag: BagWriter, cameras: Sequence[str] | None = None) -> None:
+        self.env = env
+        self.bag = bag
+        self.spec = env.spec
+        self.cameras = tuple(cameras) if cameras is not None else tuple(env.camera_names)
+        unknown = [c for c in self.cameras if c not in env.camera_names]
+        if unknown:
+            raise BagError(f'cameras {unknown} are not in the sim ({list(env.camera_names)})')
+        self.is_g1 = self.spec.interfaces.command_interface.startswith('unitree')
+        self.has_gripper = self.spec.gripper.width_max_m > 0
+        self.fingers = tuple(self.spec.gripper.joint_names) if self.has_gripper else ()
+        self.command_topic = command_topic(self.spec)
+        self.steps = 0
+        for topic, ros_type in self.topics().items():
+            bag.add_topic(topic, ros_type)
+
+    def topics(self) -> dict[str, str]:
+        """Every topic this recorder writes, with its ROS type."""
+        out = {CLOCK_TOPIC: 'rosgraph_msgs/msg/Clock',
+               JOINT_STATES_TOPIC: 'sensor_msgs/msg/JointState',
+               self.command_topic: 'trajectory_msgs/msg/JointTrajectory'}
+        for cam in self.cameras:
+            image, info = camera_topics(cam)
+            out[image] = 'sensor_msgs/msg/Image'
+            out[info] = 'sensor_msgs/msg/CameraInfo'
+        if self.is_g1:
+            out[self.spec.interfaces.lowstate_topic] = 'unitree_hg/msg/LowState'
+        if self.has_gripper:
+            out[GRIPPER_TOPIC] = 'sensor_msgs/msg/JointState'
+        return out
+
+    def __call__(self, env: Any, t_s: float, action: Any) -> None:
+        if env is not self.env:
+            raise BagError('EpisodeRecorder was made for another SimEnv')
+        t_ns = int(round(t_s * 1e9))
+        self.record_observation(t_ns)
+        self.record_action(t_ns, action)
+        self.steps += 1
+
+    def record_observation(self, t_ns: int) -> None:
+        """Clock, joint state (and G1 LowState) and every camera at sim time `t_ns`."""
+        env, bag = self.env, self.bag
+        bag.write(CLOCK_TOPIC, t_ns, cv.clock_msg(dds_type, t_ns))
+        q, dq, tau = env.q(), env.dq(), env.effort()
+        if self.fingers:
+            joints = [env.data.joint(j) for j in self.fingers]
+            q = np.concatenate([q, [float(j.qpos[0]) for j in joints]])
+            dq = np.concatenate([dq, [float(j.qvel[0]) for j in joints]])
+            tau = np.concatenate([tau, [float(j.qfrc_actuator[0]) for j in joints]])
+        bag.write(JOINT_STATES_TOPIC, t_ns, cv.joint_state_msg(
+            dds_type, t_ns, list(self.spec.joint_names) + list(self.fingers), q, dq, tau))
+        if self.is_g1:
+            n = self.spec.num_joints
+            slots = np.asarray(self.spec.unitree.motor_indices)
+            full = [np.zeros(cv.UNITREE_MOTORS) for _ in range(3)]
+            for arr, val in zip(full, (q[:n], dq[:n], tau[:n])):
+                arr[slots] = val
+            bag.write(self.spec.interfaces.lowstate_topic, t_ns, cv.lowstate_msg(
+                dds_type, t_ns // 1_000_000, G1_MODE_MACHINE, *full))
+        for cam in self.cameras:
+            pixels = env.render(cam)
+            frame = f'{cam}_camera_optical_frame'
+            image, info = camera_topics(cam)
+            bag.write(image, t_ns, cv.image_msg(dds_type, t_ns, frame, pixels, 'rgb8'))
+            bag.write(info, t_ns, cv.camera_info_msg(dds_type, t_ns, frame, pixels.shape[1],
+                                                     pixels.shape[0],
+                                                     env.camera_intrinsics(cam)))
+
+    def record_end(self) -> None:
+        """The observation at the end of the episode (no command follows it); call once after
+        the rollout, so the bag also shows where the last chunk led."""
+        self.record_observation(int(round(self.env.time_s * 1e9)))
+
+    def record_action(self, t_ns: int, action: Any) -> None:
+        """The commanded chunk (stamped with its observation's time) and gripper width."""
+        stamp_ns = int(round(float(action.stamp_s) * 1e9))
+        self.bag.write(self.command_topic, t_ns, cv.joint_trajectory_msg(
+            dds_type, stamp_ns, self.spec.joint_names, action.times_from_start_s,
+            action.positions))
+        width = getattr(action, 'gripper_width_m', None)
+        if self.has_gripper and width is not None:
+            half = float(np.clip(width, 0.0, self.spec.gripper.width_max_m)) / 2
+            self.bag.write(GRIPPER_TOPIC, t_ns, cv.joint_state_msg(
+                dds_type, stamp_ns, self.fingers, [half] * len(self.fingers)))
 
 
 @dataclass(frozen=True)

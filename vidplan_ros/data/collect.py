@@ -1,0 +1,279 @@
+"""Collect scripted-expert demonstrations in the embedded sim, one ROS 2 bag per episode.
+
+    python -m vidplan_ros.data.collect --robot franka --task push --episodes 100 \\
+        --out data/franka_push
+
+runs the task's scripted expert in-process (no DDS, as fast as physics and rendering go) through
+`sim.rollout.run_episode` with an `EpisodeRecorder` hook and writes `<out>/<task>_<seed>/`
+(e.g. `data/franka_push/push_0/`), the same bag layout a user records on the robot (topics in
+`vidplan_ros.data.recorder`). Episode metadata (robot, task, seed, success, policy, sim config,
+...) is in each bag's custom_data and `episode.json`; `<out>/collect.json` lists every episode.
+
+Failed episodes are kept (their metadata says `success: false`); the dataset builder chooses.
+Bags already complete in `<out>` are kept and skipped, so an interrupted collection resumes;
+`--overwrite` records them again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+import vidplan_ros
+from vidplan_ros.core.errors import VidplanError
+from vidplan_ros.data.bags import BagError, BagReader, BagWriter, EpisodeMeta
+from vidplan_ros.data.recorder import EpisodeRecorder
+
+__all__ = ['CollectConfig', 'CollectResult', 'ROBOT_ALIASES', 'build_parser', 'collect',
+           'episode_dir', 'main', 'resolve_robot_task', 'run']
+
+ROBOT_ALIASES = {'franka': 'franka_fr3', 'fr3': 'franka_fr3', 'g1': 'unitree_g1'}
+TASK_FAMILY = {'franka_fr3': 'franka', 'unitree_g1': 'g1'}   # task names are <family>/<task>
+SUMMARY = 'collect.json'
+
+
+def resolve_robot_task(robot: str | None, task: str) -> tuple[str, str]:
+    """Full (robot spec name, sim task name) from short or full names.
+
+    `franka` -> `franka_fr3`, `g1` -> `unitree_g1`; `push` -> `<robot family>/push`. The robot
+    may be left out (None or '') when the task names it (`franka/push`).
+    """
+    from vidplan_ros.sim.tasks import TASKS, task_robot
+
+    robot = ROBOT_ALIASES.get(robot or '', robot or '')
+    if robot and robot not in TASK_FAMILY:
+        raise VidplanError(f'robot {robot!r} has no sim scene; robots: '
+                           f'{sorted(TASK_FAMILY)} (or short: {sorted(ROBOT_ALIASES)})')
+    full = task if '/' in task else (f'{TASK_FAMILY[robot]}/{task}' if robot else '')
+    if full not in TASKS:
+        names = sorted(t for t in TASKS if not robot or t.startswith(TASK_FAMILY[robot] + '/'))
+        hint = '' if robot or '/' in task else ' (or give --robot)'
+        raise VidplanError(f'no sim task {task!r} for robot {robot or "?"}; tasks: {names}{hint}')
+    if robot and task_robot(full) != robot:
+        raise VidplanError(f'task {full} is for robot {task_robot(full)}, not {robot}')
+    return task_robot(full), full
+
+
+def episode_dir(out_dir: str | Path, task: str, seed: int) -> Path:
+    """`<out>/<task>_<seed>` with the task's short name (`franka/push`, 3 -> `push_3`)."""
+    return Path(out_dir) / f'{task.split("/")[-1]}_{seed}'
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """What to collect. Sizes in pixels; rates in Hz; `cameras` empty = all of the scene."""
+
+    robot: str
+    task: str
+    episodes: int
+    seed0: int = 0
+    image_width: int = 96
+    image_height: int = 96
+    cameras: tuple[str, ...] = ()
+    plan_rate_hz: float = 10.0
+    max_time_s: float | None = None
+    domain_randomization: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.episodes, int) or self.episodes < 1:
+            raise VidplanError(f'episodes = {self.episodes!r}: an integer >= 1')
+        if not isinstance(self.seed0, int) or self.seed0 < 0:
+            raise VidplanError(f'seed0 = {self.seed0!r}: an integer >= 0')
+        if not self.plan_rate_hz > 0:
+            raise VidplanError(f'plan_rate_hz = {self.plan_rate_hz!r}: a rate > 0 Hz')
+        if self.max_time_s is not None and not self.max_time_s > 0:
+            raise VidplanError(f'max_time_s = {self.max_time_s!r}: a time > 0 s, or None for '
+                               "the task's default")
+
+
+@dataclass(frozen=True)
+class CollectResult:
+    out_dir: Path
+    bags: tuple[Path, ...]
+    successes: int
+    recorded: int                  # episodes recorded now (the rest were already there)
+    wall_s: float
+    episodes: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / len(self.bags) if self.bags else float('nan')
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _complete_episode(path: Path) -> dict[str, Any] | None:
+    """The metadata of a complete bag at `path`, or None (missing, unfinished or unreadable)."""
+    if not (path / 'metadata.yaml').exists():
+        return None
+    try:
+        with BagReader(path) as bag:
+            meta = bag.metadata
+    except BagError:
+        return None
+    return meta if meta.get('complete') is True and 'success' in meta else None
+
+
+def collect(cfg: CollectConfig, out_dir: str | Path, progress: bool = True) -> CollectResult:
+    """Record `cfg.episodes` expert episodes (seeds seed0, seed0+1, ...) into `out_dir`."""
+    from vidplan_ros.sim.env import SimConfig, SimEnv
+    from vidplan_ros.sim.experts import make_expert
+    from vidplan_ros.sim.rollout import run_episode
+
+    robot, task = resolve_robot_task(cfg.robot, cfg.task)
+    out = Path(out_dir)
+    sim_cfg = SimConfig(robot=robot, task=task, cameras=tuple(cfg.cameras),
+                        image_width=cfg.image_width, image_height=cfg.image_height,
+                        domain_randomization=cfg.domain_randomization)
+    seeds = range(cfg.seed0, cfg.seed0 + cfg.episodes)
+    wall0 = time.perf_counter()
+    bags: list[Path] = []
+    episodes: list[dict[str, Any]] = []
+    recorded = 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=cfg.episodes, desc=f'collect {task}', unit='ep', file=sys.stderr)
+    env = SimEnv(sim_cfg)
+    try:
+        expert = make_expert(task, env.spec)
+        policy = f'expert:{task}'
+        for seed in seeds:
+            path = episode_dir(out, task, seed)
+            meta = None if cfg.overwrite else _complete_episode(path)
+            if meta is None:
+                meta = _record_episode(env, expert, policy, seed, path, cfg, sim_cfg,
+                                       run_episode)
+                recorded += 1
+            bags.append(path)
+            episodes.append({'bag': path.name, 'seed': seed, 'success': meta.get('success'),
+                             'duration_s': meta.get('duration_s')})
+            if bar is not None:
+                ok = sum(bool(e['success']) for e in episodes)
+                bar.set_postfix(success=f'{ok}/{len(episodes)}')
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        env.close()
+    successes = sum(bool(e['success']) for e in episodes)
+    wall = time.perf_counter() - wall0
+    summary = {'robot': robot, 'task': task, 'policy': f'expert:{task}',
+               'episodes': len(episodes), 'successes': successes,
+               'success_rate': successes / len(episodes), 'recorded_now': recorded,
+               'wall_s': round(wall, 3), 'sim_config': _jsonable(sim_cfg),
+               'collect_config': _jsonable(cfg), 'bags': episodes}
+    tmp = out / (SUMMARY + '.tmp')
+    tmp.write_text(json.dumps(summary, indent=1))
+    tmp.replace(out / SUMMARY)
+    return CollectResult(out, tuple(bags), successes, recorded, wall, tuple(episodes))
+
+
+def _record_episode(env: Any, expert: Any, policy: str, seed: int, path: Path,
+                    cfg: CollectConfig, sim_cfg: Any, run_episode: Any) -> dict[str, Any]:
+    env.reset(seed)  # run_episode resets again with the same seed; this gives the task state
+    meta = EpisodeMeta(robot=sim_cfg.robot, task=sim_cfg.task, seed=seed, policy=policy,
+                       source='sim', sim_config=_jsonable(sim_cfg), extra={
+                           'plan_rate_hz': cfg.plan_rate_hz,
+                           'task_state_at_reset': _jsonable(env.task_state()),
+                           'vidplan_version': vidplan_ros.__version__})
+    with BagWriter(path, metadata=meta.to_metadata(), overwrite=True) as bag:
+        recorder = EpisodeRecorder(env, bag)
+        bag.update_metadata(cameras=list(recorder.cameras),
+                            command_topic=recorder.command_topic)
+        result = run_episode(env, expert, seed, cfg.plan_rate_hz, max_time_s=cfg.max_time_s,
+                             on_step=recorder)
+        recorder.record_end()
+        bag.update_metadata(success=bool(result.success), **{
+            k: _jsonable(v) for k, v in dataclasses.asdict(result).items()
+            if k not in ('seed', 'success')})
+        return bag.metadata
+
+
+# --- python -m vidplan_ros.data.collect / vidplan collect -------------------------------------
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """Arguments of `vidplan collect` (fills `parser` when given, e.g. a CLI subparser)."""
+    parser = parser or argparse.ArgumentParser(
+        prog='python -m vidplan_ros.data.collect',
+        description='Record scripted-expert episodes in the embedded sim as ROS 2 bags.')
+    parser.add_argument('--robot', default='',
+                        help='franka (franka_fr3) or g1 (unitree_g1); default: the task\'s')
+    parser.add_argument('--task', required=True,
+                        help='sim task, short (push, reach) or full (franka/push, g1/reach)')
+    parser.add_argument('--episodes', type=int, required=True, help='number of episodes')
+    parser.add_argument('--out', required=True, help='output directory, one bag per episode')
+    parser.add_argument('--seed0', type=int, default=0, help='first seed (then +1 per episode)')
+    parser.add_argument('--image-size', type=int, nargs='+', default=[96], metavar='PX',
+                        help='image size: one value (square) or WIDTH HEIGHT (default 96)')
+    parser.add_argument('--cameras', nargs='*', default=[],
+                        help='cameras to record (default: all of the scene)')
+    parser.add_argument('--plan-rate-hz', type=float, default=10.0,
+                        help='expert (and recording) rate')
+    parser.add_argument('--max-time-s', type=float, default=None,
+                        help='episode time limit (default: the task\'s)')
+    parser.add_argument('--domain-randomization', action='store_true',
+                        help='randomise lights, colours and camera poses per episode')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='record again episodes whose bags exist (default: keep them)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `vidplan collect` with parsed `args`; returns the exit code."""
+    size = args.image_size
+    if len(size) not in (1, 2):
+        raise VidplanError(f'--image-size {size}: one value (square) or WIDTH HEIGHT')
+    width, height = (size[0], size[0]) if len(size) == 1 else size
+    robot, task = resolve_robot_task(args.robot, args.task)
+    cfg = CollectConfig(robot=robot, task=task, episodes=args.episodes, seed0=args.seed0,
+                        image_width=width, image_height=height, cameras=tuple(args.cameras),
+                        plan_rate_hz=args.plan_rate_hz, max_time_s=args.max_time_s,
+                        domain_randomization=args.domain_randomization,
+                        overwrite=args.overwrite)
+    try:
+        result = collect(cfg, args.out, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print('interrupted; the bags written so far are complete, the last one is marked '
+              'incomplete. Run the same command again to resume.', file=sys.stderr)
+        return 130
+    n = len(result.bags)
+    print(f'{task} ({robot}): success {result.successes}/{n} = {100 * result.success_rate:.1f}%'
+          f', {result.recorded} recorded now in {result.wall_s:.1f} s '
+          f'({result.wall_s / max(result.recorded, 1):.2f} s per episode) -> {result.out_dir}')
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except VidplanError as exc:
+        print(f'collect: error: {exc}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())
