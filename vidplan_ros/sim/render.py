@@ -12,7 +12,13 @@ imported, so the backend is chosen when this module is imported, before it impor
 
 If mujoco was imported before this module without `MUJOCO_GL`, it bound GLFW (which cannot
 render headless); as long as PyOpenGL is not loaded yet, its GL context class is switched to the
-backend chosen as above. Import this module (or any `vidplan_ros.sim` module) first to avoid it.
+backend chosen as above. Import this module (or sim.scene / sim.tasks / sim.env) first to avoid
+relying on that.
+
+On the 2-core dev VM (Mesa 22.3.6, no GPU) both backends work and are equally fast
+(benchmarks/sim.md); EGL is chosen. `LP_NUM_THREADS` (llvmpipe threads) is left to the user:
+one thread costs nothing measurable at 64-256 px, so one sim process per core with
+`LP_NUM_THREADS=1` uses a multi-core CPU best.
 
 Rendering cost on CPU-only machines is dominated by MuJoCo's default visual quality, not pixels
 (../shared/reference/sim-notes.md): `fast_visual()` switches off the shadow map and multisampling
