@@ -1,7 +1,8 @@
 """The `vidplan` command.
 
-Subcommands land with the parts they drive (demo, launch, train, export, eval, replay, bench);
-each is a small function registered in `COMMANDS`.
+Subcommands land with the parts they drive (demo, launch, train, export, eval, replay, bench).
+Small ones are functions registered in `COMMANDS`; bigger ones live beside their code with their
+own `main(argv)` and are listed in `DELEGATES` (imported only when used).
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
 }
 
 
+# name -> (module with main(argv), help)
+DELEGATES: dict[str, tuple[str, str]] = {
+    'sim': ('vidplan_ros.nodes.sim_node', 'run the embedded MuJoCo sim node (--ros-args ...)'),
+    'record': ('vidplan_ros.data.recorder', 'record topics into a ROS 2 bag (mcap)'),
+    'collect': ('vidplan_ros.data.collect', 'record scripted-expert episodes from the sim'),
+    'experts': ('vidplan_ros.sim.rollout', 'measure scripted-expert success in the sim'),
+    'bag': ('vidplan_ros.data.bags', 'inspect a bag: topics, counts, metadata'),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='vidplan', description='Plan by imagining: latent video planning for ROS 2 robots.')
@@ -52,10 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     subs = parser.add_subparsers(dest='command', required=True)
     for name, (build, _run, help_text) in COMMANDS.items():
         build(subs.add_parser(name, help=help_text, description=help_text))
+    for name, (_module, help_text) in DELEGATES.items():
+        subs.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATES:
+        import importlib
+        module = importlib.import_module(DELEGATES[argv[0]][0])
+        try:
+            return int(module.main(argv[1:]) or 0)
+        except VidplanError as exc:
+            print(f'vidplan {argv[0]}: error: {exc}', file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command][1](args)
