@@ -105,11 +105,16 @@ def test_collect_franka_reach_writes_a_bag_per_episode(tmp_path, capsys):
     assert again.recorded == 0 and len(again.bags) == 2
 
 
-def test_collect_g1_records_lowstate_and_commanded_chunks(tmp_path):
-    result = collect(CollectConfig(robot='g1', task='reach', episodes=1, seed0=1,
-                                   image_width=32, image_height=32, cameras=('front',),
-                                   max_time_s=2.0), tmp_path / 'g1', progress=False)
-    assert result.recorded == 1
+def test_collect_g1_in_two_processes_records_lowstate_and_commanded_chunks(tmp_path):
+    cfg = CollectConfig(robot='g1', task='reach', episodes=2, seed0=1, image_width=32,
+                        image_height=32, cameras=('front',), max_time_s=2.0, workers=2)
+    result = collect(cfg, tmp_path / 'g1', progress=False)
+    assert result.recorded == 2
+    assert [p.name for p in result.bags] == ['reach_1', 'reach_2']
+    assert [e['seed'] for e in result.episodes] == [1, 2]
+    with pytest.raises(VidplanError, match='recorded with sim config.*--overwrite'):
+        collect(CollectConfig(robot='g1', task='reach', episodes=1, seed0=1, image_width=64,
+                              image_height=32, cameras=('front',)), tmp_path / 'g1')
     with BagReader(result.bags[0]) as bag:
         topics = bag.topics
         state = next(bag.messages(['/lowstate'])).message

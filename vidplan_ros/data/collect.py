@@ -11,7 +11,8 @@ runs the task's scripted expert in-process (no DDS, as fast as physics and rende
 
 Failed episodes are kept (their metadata says `success: false`); the dataset builder chooses.
 Bags already complete in `<out>` are kept and skipped, so an interrupted collection resumes;
-`--overwrite` records them again.
+`--overwrite` records them again (resuming with another image size, camera set or plan rate
+is an error). `--workers 2` records in two processes (one per core is fastest).
 """
 
 from __future__ import annotations
@@ -82,12 +83,16 @@ class CollectConfig:
     max_time_s: float | None = None
     domain_randomization: bool = False
     overwrite: bool = False
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.episodes, int) or self.episodes < 1:
             raise VidplanError(f'episodes = {self.episodes!r}: an integer >= 1')
         if not isinstance(self.seed0, int) or self.seed0 < 0:
             raise VidplanError(f'seed0 = {self.seed0!r}: an integer >= 0')
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise VidplanError(f'workers = {self.workers!r}: a number of processes >= 1 (one '
+                               'per core is fastest)')
         if not self.plan_rate_hz > 0:
             raise VidplanError(f'plan_rate_hz = {self.plan_rate_hz!r}: a rate > 0 Hz')
         if self.max_time_s is not None and not self.max_time_s > 0:
@@ -123,8 +128,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _complete_episode(path: Path) -> dict[str, Any] | None:
-    """The metadata of a complete bag at `path`, or None (missing, unfinished or unreadable)."""
+def _complete_episode(path: Path, sim_config: dict[str, Any], plan_rate_hz: float
+                      ) -> dict[str, Any] | None:
+    """The metadata of a complete bag at `path`, or None (missing, unfinished or unreadable).
+
+    Raises `VidplanError` when the bag was recorded with another sim config or plan rate.
+    """
     if not (path / 'metadata.yaml').exists():
         return None
     try:
@@ -132,83 +141,161 @@ def _complete_episode(path: Path) -> dict[str, Any] | None:
             meta = bag.metadata
     except BagError:
         return None
-    return meta if meta.get('complete') is True and 'success' in meta else None
+    if meta.get('complete') is not True or 'success' not in meta:
+        return None
+    if meta.get('sim_config') != sim_config or meta.get('plan_rate_hz') != plan_rate_hz:
+        raise VidplanError(
+            f'{path} was recorded with sim config {meta.get("sim_config")} at '
+            f'{meta.get("plan_rate_hz")} Hz, not {sim_config} at {plan_rate_hz} Hz; collect '
+            'into another --out directory, or pass --overwrite to record it again')
+    return meta
+
+
+def _summary(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    return {'bag': path.name, 'seed': meta.get('seed'), 'success': meta.get('success'),
+            'duration_s': meta.get('duration_s')}
+
+
+class _EpisodeMaker:
+    """One sim env and expert that record episodes by seed (in this process or a worker)."""
+
+    def __init__(self, cfg: CollectConfig, sim_cfg: Any) -> None:
+        from vidplan_ros.sim.env import SimEnv
+        from vidplan_ros.sim.experts import make_expert
+
+        self.cfg = cfg
+        self.sim_cfg = sim_cfg
+        self.env = SimEnv(sim_cfg)
+        self.expert = make_expert(sim_cfg.task, self.env.spec)
+
+    def __call__(self, seed: int, path: Path) -> dict[str, Any]:
+        from vidplan_ros.sim.rollout import run_episode
+
+        env, cfg, sim_cfg = self.env, self.cfg, self.sim_cfg
+        env.reset(seed)  # run_episode resets again with the same seed; this gives the task state
+        meta = EpisodeMeta(robot=sim_cfg.robot, task=sim_cfg.task, seed=seed,
+                           policy=f'expert:{sim_cfg.task}', source='sim',
+                           sim_config=_jsonable(sim_cfg), extra={
+                               'plan_rate_hz': cfg.plan_rate_hz,
+                               'task_state_at_reset': _jsonable(env.task_state()),
+                               'vidplan_version': vidplan_ros.__version__})
+        with BagWriter(path, metadata=meta.to_metadata(), overwrite=True) as bag:
+            recorder = EpisodeRecorder(env, bag)
+            bag.update_metadata(cameras=list(recorder.cameras),
+                                command_topic=recorder.command_topic)
+            result = run_episode(env, self.expert, seed, cfg.plan_rate_hz,
+                                 max_time_s=cfg.max_time_s, on_step=recorder)
+            recorder.record_end()
+            bag.update_metadata(success=bool(result.success), **{
+                k: _jsonable(v) for k, v in dataclasses.asdict(result).items()
+                if k not in ('seed', 'success')})
+        return _summary(path, bag.metadata)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+_WORKER: _EpisodeMaker | None = None
+
+
+def _worker_init(cfg: CollectConfig, sim_cfg: Any) -> None:
+    global _WORKER
+    import atexit
+
+    import torch
+    torch.set_num_threads(1)  # the expert's IK; processes, not threads, share the cores
+    _WORKER = _EpisodeMaker(cfg, sim_cfg)
+    atexit.register(_WORKER.close)  # free the GL context before the interpreter goes
+
+
+def _worker_episode(seed: int, path: Path) -> dict[str, Any]:
+    assert _WORKER is not None
+    return _WORKER(seed, path)
 
 
 def collect(cfg: CollectConfig, out_dir: str | Path, progress: bool = True) -> CollectResult:
-    """Record `cfg.episodes` expert episodes (seeds seed0, seed0+1, ...) into `out_dir`."""
-    from vidplan_ros.sim.env import SimConfig, SimEnv
-    from vidplan_ros.sim.experts import make_expert
-    from vidplan_ros.sim.rollout import run_episode
+    """Record `cfg.episodes` expert episodes (seeds seed0, seed0+1, ...) into `out_dir`, with
+    `cfg.workers` processes. Complete bags already there are kept (see the module doc)."""
+    from vidplan_ros.sim.env import SimConfig
 
     robot, task = resolve_robot_task(cfg.robot, cfg.task)
     out = Path(out_dir)
     sim_cfg = SimConfig(robot=robot, task=task, cameras=tuple(cfg.cameras),
                         image_width=cfg.image_width, image_height=cfg.image_height,
                         domain_randomization=cfg.domain_randomization)
-    seeds = range(cfg.seed0, cfg.seed0 + cfg.episodes)
     wall0 = time.perf_counter()
-    bags: list[Path] = []
-    episodes: list[dict[str, Any]] = []
-    recorded = 0
+    paths = {seed: episode_dir(out, task, seed)
+             for seed in range(cfg.seed0, cfg.seed0 + cfg.episodes)}
+    done: dict[int, dict[str, Any]] = {}
+    for seed, path in paths.items():
+        meta = None if cfg.overwrite else _complete_episode(path, _jsonable(sim_cfg),
+                                                            cfg.plan_rate_hz)
+        if meta is not None:
+            done[seed] = _summary(path, meta)
+    todo = [seed for seed in paths if seed not in done]
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=cfg.episodes, desc=f'collect {task}', unit='ep', file=sys.stderr)
-    env = SimEnv(sim_cfg)
+        bar = tqdm(total=cfg.episodes, initial=len(done), desc=f'collect {task}', unit='ep',
+                   file=sys.stderr)
+
+    def finished(seed: int, summary: dict[str, Any]) -> None:
+        done[seed] = summary
+        if bar is not None:
+            ok = sum(bool(e['success']) for e in done.values())
+            bar.set_postfix(success=f'{ok}/{len(done)}')
+            bar.update(1)
+
     try:
-        expert = make_expert(task, env.spec)
-        policy = f'expert:{task}'
-        for seed in seeds:
-            path = episode_dir(out, task, seed)
-            meta = None if cfg.overwrite else _complete_episode(path)
-            if meta is None:
-                meta = _record_episode(env, expert, policy, seed, path, cfg, sim_cfg,
-                                       run_episode)
-                recorded += 1
-            bags.append(path)
-            episodes.append({'bag': path.name, 'seed': seed, 'success': meta.get('success'),
-                             'duration_s': meta.get('duration_s')})
-            if bar is not None:
-                ok = sum(bool(e['success']) for e in episodes)
-                bar.set_postfix(success=f'{ok}/{len(episodes)}')
-                bar.update(1)
+        if cfg.workers == 1 or len(todo) <= 1:
+            maker = _EpisodeMaker(cfg, sim_cfg) if todo else None
+            try:
+                for seed in todo:
+                    finished(seed, maker(seed, paths[seed]))
+            finally:
+                if maker is not None:
+                    maker.close()
+        else:
+            _collect_in_workers(cfg, sim_cfg, todo, paths, finished)
     finally:
         if bar is not None:
             bar.close()
-        env.close()
+    episodes = [done[seed] for seed in paths]
     successes = sum(bool(e['success']) for e in episodes)
     wall = time.perf_counter() - wall0
     summary = {'robot': robot, 'task': task, 'policy': f'expert:{task}',
                'episodes': len(episodes), 'successes': successes,
-               'success_rate': successes / len(episodes), 'recorded_now': recorded,
+               'success_rate': successes / len(episodes), 'recorded_now': len(todo),
                'wall_s': round(wall, 3), 'sim_config': _jsonable(sim_cfg),
                'collect_config': _jsonable(cfg), 'bags': episodes}
+    out.mkdir(parents=True, exist_ok=True)
     tmp = out / (SUMMARY + '.tmp')
     tmp.write_text(json.dumps(summary, indent=1))
     tmp.replace(out / SUMMARY)
-    return CollectResult(out, tuple(bags), successes, recorded, wall, tuple(episodes))
+    return CollectResult(out, tuple(paths.values()), successes, len(todo), wall,
+                         tuple(episodes))
 
 
-def _record_episode(env: Any, expert: Any, policy: str, seed: int, path: Path,
-                    cfg: CollectConfig, sim_cfg: Any, run_episode: Any) -> dict[str, Any]:
-    env.reset(seed)  # run_episode resets again with the same seed; this gives the task state
-    meta = EpisodeMeta(robot=sim_cfg.robot, task=sim_cfg.task, seed=seed, policy=policy,
-                       source='sim', sim_config=_jsonable(sim_cfg), extra={
-                           'plan_rate_hz': cfg.plan_rate_hz,
-                           'task_state_at_reset': _jsonable(env.task_state()),
-                           'vidplan_version': vidplan_ros.__version__})
-    with BagWriter(path, metadata=meta.to_metadata(), overwrite=True) as bag:
-        recorder = EpisodeRecorder(env, bag)
-        bag.update_metadata(cameras=list(recorder.cameras),
-                            command_topic=recorder.command_topic)
-        result = run_episode(env, expert, seed, cfg.plan_rate_hz, max_time_s=cfg.max_time_s,
-                             on_step=recorder)
-        recorder.record_end()
-        bag.update_metadata(success=bool(result.success), **{
-            k: _jsonable(v) for k, v in dataclasses.asdict(result).items()
-            if k not in ('seed', 'success')})
-        return bag.metadata
+def _collect_in_workers(cfg: CollectConfig, sim_cfg: Any, todo: list[int],
+                        paths: dict[int, Path], finished: Any) -> None:
+    """Episodes in `cfg.workers` fresh (spawned) processes, one env each."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # One software-GL thread per process: processes, not threads, use the cores (sim-notes).
+    os.environ.setdefault('LP_NUM_THREADS', '1')
+    ctx = multiprocessing.get_context('spawn')
+    with ProcessPoolExecutor(min(cfg.workers, len(todo)), mp_context=ctx,
+                             initializer=_worker_init, initargs=(cfg, sim_cfg)) as pool:
+        futures = {pool.submit(_worker_episode, seed, paths[seed]): seed for seed in todo}
+        try:
+            for fut in as_completed(futures):
+                finished(futures[fut], fut.result())
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
 
 
 # --- python -m vidplan_ros.data.collect / vidplan collect -------------------------------------
@@ -237,6 +324,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help='randomise lights, colours and camera poses per episode')
     parser.add_argument('--overwrite', action='store_true',
                         help='record again episodes whose bags exist (default: keep them)')
+    parser.add_argument('--workers', type=int, default=1,
+                        help='processes recording episodes in parallel (one per core)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser
 
@@ -252,11 +341,11 @@ def run(args: argparse.Namespace) -> int:
                         image_width=width, image_height=height, cameras=tuple(args.cameras),
                         plan_rate_hz=args.plan_rate_hz, max_time_s=args.max_time_s,
                         domain_randomization=args.domain_randomization,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, workers=args.workers)
     try:
         result = collect(cfg, args.out, progress=not args.no_progress)
     except KeyboardInterrupt:
-        print('interrupted; the bags written so far are complete, the last one is marked '
+        print('interrupted: finished bags are complete, the ones being written are marked '
               'incomplete. Run the same command again to resume.', file=sys.stderr)
         return 130
     n = len(result.bags)
