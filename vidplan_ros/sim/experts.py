@@ -93,6 +93,17 @@ def min_jerk(s: np.ndarray) -> np.ndarray:
     return s * s * s * (10.0 + s * (-15.0 + 6.0 * s))
 
 
+def cruise_stop(s: np.ndarray) -> np.ndarray:
+    """Time law on s in [0, 1] that starts at its full speed (1.5 / duration) and slows down
+    to rest at the end (cubic, monotone): for re-planned motions that are already moving."""
+    s = np.clip(s, 0.0, 1.0)
+    return 1.5 * s - 0.5 * s * s * s
+
+
+# (law, peak of d law / ds)
+TIME_LAWS = {'min_jerk': (min_jerk, MIN_JERK_PEAK), 'cruise_stop': (cruise_stop, 1.5)}
+
+
 @dataclass(frozen=True)
 class JointPath:
     """A dense joint path: times_s (K,) s from the path start, q (K, n) rad; K >= 2."""
@@ -114,16 +125,17 @@ class JointPath:
 
 
 def _retime(q: np.ndarray, s_of: np.ndarray, duration_s: float, v_cap: np.ndarray,
-            dt_s: float) -> JointPath:
-    """Path q (K, n) at path parameters `s_of` (K,) in [0, 1], moved along min-jerk in at least
-    `duration_s`, slowed down until no joint's speed exceeds `v_cap` (n,) rad/s."""
+            dt_s: float, law: str = 'min_jerk') -> JointPath:
+    """Path q (K, n) at path parameters `s_of` (K,) in [0, 1], moved along time law `law` in
+    at least `duration_s`, slowed down until no joint's speed exceeds `v_cap` (n,) rad/s."""
+    fn, peak = TIME_LAWS[law]
     dq_ds = np.abs(np.gradient(q, s_of, axis=0)) if len(s_of) > 1 else np.zeros_like(q)
-    # Peak of ds/dt for min-jerk is MIN_JERK_PEAK / T; joint speed = |dq/ds| ds/dt.
-    need = float(np.max(dq_ds / v_cap[None, :])) * MIN_JERK_PEAK if q.size else 0.0
+    # Joint speed = |dq/ds| ds/dt, and ds/dt peaks at `peak` / duration.
+    need = float(np.max(dq_ds / v_cap[None, :])) * peak if q.size else 0.0
     duration = max(duration_s, need * 1.05)
     steps = max(2, int(math.ceil(duration / dt_s)) + 1)
     times = np.linspace(0.0, duration, steps)
-    s = min_jerk(times / duration)
+    s = fn(times / duration)
     out = np.empty((steps, q.shape[1]))
     for j in range(q.shape[1]):
         out[:, j] = np.interp(s, s_of, q[:, j])
@@ -206,19 +218,23 @@ class ToolIK:
 
 
 def cartesian_line(ik: ToolIK, p0: np.ndarray, p1: np.ndarray, q_start: np.ndarray,
-                   v_cap: np.ndarray, cfg: ExpertConfig, speed_m_s: float | None = None
-                   ) -> tuple[JointPath, float]:
-    """A straight tool line p0 -> p1 (3,) m from chain-order `q_start`, min-jerk in time at
-    mean speed `speed_m_s` (default cfg.speed_m_s) or slower if a joint would exceed v_cap.
-    Returns (path in chain order, worst IK position error m)."""
-    dist = float(np.linalg.norm(np.asarray(p1) - np.asarray(p0)))
+                   v_cap: np.ndarray, cfg: ExpertConfig, speed_m_s: float | None = None,
+                   law: str = 'min_jerk') -> tuple[JointPath, float]:
+    """A straight tool line p0 -> p1 (3,) m from chain-order `q_start` at mean speed
+    `speed_m_s` (default cfg.speed_m_s; with law 'cruise_stop' the starting speed), slower if
+    a joint would exceed v_cap. Returns (path in chain order, worst IK position error m)."""
+    p0, p1 = np.asarray(p0, dtype=np.float64), np.asarray(p1, dtype=np.float64)
+    dist = float(np.linalg.norm(p1 - p0))
     n_pts = max(2, int(math.ceil(dist / 0.005)) + 1)          # a point every <= 5 mm
     s = np.linspace(0.0, 1.0, n_pts)
     pts = p0[None, :] + s[:, None] * (p1 - p0)[None, :]
     q, err = ik.solve_path(pts[1:], q_start)
     q = np.vstack([q_start, q])
-    duration = max(cfg.min_move_s, dist / (speed_m_s or cfg.speed_m_s))
-    return _retime(q, s, duration, v_cap, cfg.path_dt_s), err
+    speed = speed_m_s or cfg.speed_m_s
+    duration = dist / speed * (TIME_LAWS[law][1] if law == 'cruise_stop' else 1.0)
+    if law == 'min_jerk':
+        duration = max(cfg.min_move_s, duration)
+    return _retime(q, s, max(duration, cfg.path_dt_s), v_cap, cfg.path_dt_s, law), err
 
 
 # --- experts ----------------------------------------------------------------------------------
@@ -446,6 +462,13 @@ class FrankaPushExpert(PhaseExpert):
     FINGER_FRONT_M = 0.01       # TCP to the front face of the finger pads
     BEHIND_GAP_M = 0.03         # free space behind the (possibly rotated) cube before pushing
     PUSH_SPEED_M_S = 0.08
+    REAIM_EVERY_S = 0.2         # steer the push at most this often
+    REAIM_TOL_M = 0.006         # re-aim when the predicted cube end is this far off the goal
+    MAX_STEER_RAD = 0.35        # largest angle between a re-aimed push and the hand's axis
+    LOST_CROSS_M = 0.03         # cube centre this far beside the pad centre: stroke ends
+    LOST_ALONG_M = 0.08         # cube centre this far ahead of the TCP: stroke ends
+    RETRY_FRACTION = 0.5        # another stroke when the cube ends farther than this x tol
+    MAX_ATTEMPTS = 3
 
     def __init__(self, spec: RobotSpec, cfg: ExpertConfig | None = None) -> None:
         from vidplan_ros.core.kinematics import franka_fr3_chain
@@ -465,10 +488,16 @@ class FrankaPushExpert(PhaseExpert):
 
     def reset(self, task_state: Any, q_now: np.ndarray) -> None:
         super().reset(task_state, q_now)
-        ts = task_state
-        self._table_z = float(ts.goal_pos_m[2])
+        self._table_z = float(task_state.goal_pos_m[2])
+        self._attempts = 0
+        self._aim(task_state)
+
+    def _aim(self, ts: Any) -> None:
+        """Push direction cube -> goal, and the hand yaw for it."""
+        self._attempts += 1
         d = (np.asarray(ts.goal_pos_m) - np.asarray(ts.cube_pos_m))[:2]
         self._dir = np.array([*(d / max(np.linalg.norm(d), 1e-9)), 0.0])
+        self._cube_at_aim = np.asarray(ts.cube_pos_m, dtype=np.float64).copy()
         yaw = math.atan2(self._dir[1], self._dir[0])
         if yaw > math.pi / 2:        # hand x = +-dir: keep the wrist near its ready angle
             yaw -= math.pi
@@ -485,12 +514,13 @@ class FrankaPushExpert(PhaseExpert):
         p = np.asarray(goal, dtype=np.float64) - (half + self.FINGER_FRONT_M) * direction
         return np.array([p[0], p[1], self._table_z + self.PUSH_HEIGHT_M])
 
-    def _line(self, q_start: np.ndarray, p1: np.ndarray, speed: float) -> JointPath:
+    def _line(self, q_start: np.ndarray, p1: np.ndarray, speed: float,
+              law: str = 'min_jerk') -> JointPath:
         assert self._ik is not None
         qc = q_start[self.joint_idx]
         p0 = self._ik.tool_position(qc)
         path, _ = cartesian_line(self._ik, p0, p1, qc, self.v_cap[self.joint_idx], self.cfg,
-                                 speed)
+                                 speed, law)
         q = np.tile(q_start, (len(path.times_s), 1))
         q[:, self.joint_idx] = path.q
         return JointPath(path.times_s, q)
@@ -498,6 +528,11 @@ class FrankaPushExpert(PhaseExpert):
     def _plan(self, phase: str, q_start: np.ndarray, ts: Any, q_now: np.ndarray
               ) -> JointPath | None:
         assert self._ik is not None
+        if phase == 'hold' and ts.distance_m > self.RETRY_FRACTION * ts.tolerance_m and \
+                self._attempts < self.MAX_ATTEMPTS:
+            self._aim(ts)               # another stroke from where the cube is now
+            self._phase_idx = 0
+            phase = self.phases[0]
         behind = self._behind(ts.cube_pos_m, self._dir)
         if phase == 'above':
             q_goal, _ = self._ik.solve_keyframe(behind + [0, 0, self.HOVER_M],
@@ -514,6 +549,35 @@ class FrankaPushExpert(PhaseExpert):
             p = self._ik.tool_position(q_start[self.joint_idx]) + [0, 0, self.HOVER_M]
             return self._line(q_start, p, self.cfg.speed_m_s)
         return hold_path(q_start, self.cfg.min_move_s)
+
+    def _replan(self, phase: str, t_in_path_s: float, path: JointPath, ts: Any,
+                q_now: np.ndarray) -> JointPath | None:
+        """Steer the push: once the cube moves, aim the rest of the stroke so that, carried
+        along rigidly, the cube would end at the goal; re-aim when that prediction is off."""
+        assert self._ik is not None
+        if phase != 'push' or t_in_path_s < self.REAIM_EVERY_S or \
+                t_in_path_s >= path.duration_s:
+            return None
+        cube, goal = np.asarray(ts.cube_pos_m), np.asarray(ts.goal_pos_m)
+        if np.linalg.norm((cube - self._cube_at_aim)[:2]) < 0.005:
+            return None                 # not in contact yet
+        q_cmd = path.sample(np.array([t_in_path_s]))[0]
+        tool = self._ik.tool_position(q_cmd[self.joint_idx])
+        rel = (cube - tool)[:2]
+        cross = abs(rel @ np.array([-self._dir[1], self._dir[0]]))
+        if cross > self.LOST_CROSS_M or rel @ self._dir[:2] > self.LOST_ALONG_M:
+            return hold_path(q_cmd, self.cfg.path_dt_s)   # lost the cube: end this stroke
+        tool_end = self._ik.tool_position(path.q[-1][self.joint_idx])
+        predicted = cube[:2] + (tool_end - tool)[:2]
+        if np.linalg.norm(predicted - goal[:2]) < self.REAIM_TOL_M:
+            return None
+        end = tool.copy()
+        end[:2] += (goal - cube)[:2]
+        heading = end[:2] - tool[:2]
+        if np.linalg.norm(heading) < 1e-3 or \
+                heading @ self._dir[:2] < math.cos(self.MAX_STEER_RAD) * np.linalg.norm(heading):
+            return None                 # would push sideways: leave it to another stroke
+        return self._line(q_cmd, end, self.PUSH_SPEED_M_S, law='cruise_stop')
 
 
 CUBE_DIAGONAL = 2 * 0.025 * math.sqrt(2)   # a 5 cm cube's diagonal (it may start rotated)
