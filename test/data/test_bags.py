@@ -218,6 +218,28 @@ def test_truncated_bag_gives_a_clear_error_and_can_be_recovered(bag, tmp_path):
     assert not (tmp_path / 'nothing').exists()
 
 
+def test_zstd_chunks_read_back_and_recover(tmp_path):
+    path = tmp_path / 'zstd'
+    with BagWriter(path, compression='zstd') as writer:
+        for k in range(N_STEPS):
+            t, msgs = sample_messages(k)
+            for topic in ('/cameras/front/image_raw', '/joint_states'):
+                writer.write(topic, t, msgs[topic])
+    with Reader(path) as reader:  # rosbags decompresses the chunks
+        assert {t: i.msgcount for t, i in reader.topics.items()} == {
+            '/cameras/front/image_raw': N_STEPS, '/joint_states': N_STEPS}
+        chunks = {c.compression for c in reader.storage.storages[0].chunks}
+    assert chunks == {'zstd'}
+    with BagReader(path) as reader:
+        img = [m.message for m in reader.messages(['/cameras/front/image_raw'])]
+    assert img[3].serialize() == sample_messages(3)[1]['/cameras/front/image_raw'].serialize()
+    (path / 'metadata.yaml').unlink()  # as if killed: the complete chunks come back
+    counts = recover_bag(path, tmp_path / 'zstd_recovered')
+    assert counts == {'/cameras/front/image_raw': N_STEPS, '/joint_states': N_STEPS}
+    with pytest.raises(BagError, match="compression 'lz4'"):
+        BagWriter(tmp_path / 'x', compression='lz4')
+
+
 def test_topic_types_and_specs():
     assert topic_type('/cameras/wrist/image_raw') == 'sensor_msgs/msg/Image'
     assert topic_type('/cameras/wrist/camera_info') == 'sensor_msgs/msg/CameraInfo'

@@ -52,6 +52,7 @@ __all__ = ['BAG_VERSION', 'BagError', 'BagMessage', 'BagReader', 'BagWriter', 'E
 BAG_VERSION = 8
 METADATA_PREFIX = 'vidplan.'
 SIDECAR = 'episode.json'
+COMPRESSIONS = ('', 'zstd')
 
 # unitree_hg (unitree_sdk2 idl/hg), field for field as transport/dds_msgs/unitree_hg.py.
 UNITREE_HG_MSGS = {
@@ -232,15 +233,22 @@ class BagWriter:
     """Writes one rosbag2 bag (mcap storage) of dds_msgs messages; use as a context manager.
 
     Connections are added on first use per (topic, ROS type), offering `qos` (per topic, else
-    `default_qos`) to `ros2 bag play`. `t_ns` is the receive/log time of a message (sim time for
-    simulated episodes); it orders playback. Metadata may be updated until the bag is closed.
+    `default_qos`) to `ros2 bag play`. `compression='zstd'` compresses each ~1 MiB mcap chunk
+    (mcap's own chunk compression, as `compression: Zstd` in a rosbag2 mcap storage config;
+    ROS 2 tools and Foxglove read it; sim images shrink ~20x). `t_ns` is the receive/log time
+    of a message (sim time for simulated episodes); it orders playback. Metadata may be updated
+    until the bag is closed.
     """
 
     def __init__(self, path: str | Path, metadata: Mapping[str, Any] | None = None,
                  overwrite: bool = False, default_qos: QoS = QOS_DEFAULT,
-                 qos: Mapping[str, QoS] | None = None) -> None:
+                 qos: Mapping[str, QoS] | None = None, compression: str = '') -> None:
+        if compression not in COMPRESSIONS:
+            raise BagError(f'compression {compression!r}: one of {list(COMPRESSIONS)} '
+                           "('' = none)")
         self.path = Path(path)
         self.overwrite = overwrite
+        self.compression = compression
         self.default_qos = default_qos
         self._qos = dict(qos or {})
         self._metadata: dict[str, Any] = {}
@@ -254,7 +262,8 @@ class BagWriter:
 
     # --- life cycle -------------------------------------------------------------------------
     def open(self) -> BagWriter:
-        from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+        from rosbags.rosbag2 import (CompressionFormat, CompressionMode, StoragePlugin, Writer,
+                                     WriterError)
 
         if self._writer is not None or self._closed:
             raise BagError(f'{self.path}: a BagWriter opens once; make a new one per bag')
@@ -269,6 +278,8 @@ class BagWriter:
             shutil.rmtree(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         writer = Writer(self.path, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP)
+        if self.compression == 'zstd':  # per mcap chunk: Humble, Foxglove and mcap tools read it
+            writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         try:
             writer.open()
         except (WriterError, OSError) as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -84,6 +85,7 @@ class CollectConfig:
     domain_randomization: bool = False
     overwrite: bool = False
     workers: int = 1
+    compression: str = 'zstd'          # mcap chunk compression ('' = none)
 
     def __post_init__(self) -> None:
         if not isinstance(self.episodes, int) or self.episodes < 1:
@@ -179,7 +181,8 @@ class _EpisodeMaker:
                                'plan_rate_hz': cfg.plan_rate_hz,
                                'task_state_at_reset': _jsonable(env.task_state()),
                                'vidplan_version': vidplan_ros.__version__})
-        with BagWriter(path, metadata=meta.to_metadata(), overwrite=True) as bag:
+        with BagWriter(path, metadata=meta.to_metadata(), overwrite=True,
+                       compression=cfg.compression) as bag:
             recorder = EpisodeRecorder(env, bag)
             bag.update_metadata(cameras=list(recorder.cameras),
                                 command_topic=recorder.command_topic)
@@ -204,6 +207,7 @@ def _worker_init(cfg: CollectConfig, sim_cfg: Any) -> None:
 
     import torch
     torch.set_num_threads(1)  # the expert's IK; processes, not threads, share the cores
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent; see below
     _WORKER = _EpisodeMaker(cfg, sim_cfg)
     atexit.register(_WORKER.close)  # free the GL context before the interpreter goes
 
@@ -278,23 +282,42 @@ def collect(cfg: CollectConfig, out_dir: str | Path, progress: bool = True) -> C
 
 def _collect_in_workers(cfg: CollectConfig, sim_cfg: Any, todo: list[int],
                         paths: dict[int, Path], finished: Any) -> None:
-    """Episodes in `cfg.workers` fresh (spawned) processes, one env each."""
+    """Episodes in `cfg.workers` fresh (spawned) processes, one env each, one episode in
+    flight per worker. Workers ignore Ctrl-C: on Ctrl-C no new episode starts and the ones in
+    progress finish, so every bag is complete."""
     import multiprocessing
     import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     # One software-GL thread per process: processes, not threads, use the cores (sim-notes).
     os.environ.setdefault('LP_NUM_THREADS', '1')
     ctx = multiprocessing.get_context('spawn')
+    queue = iter(todo)
+    running: dict[Any, int] = {}
     with ProcessPoolExecutor(min(cfg.workers, len(todo)), mp_context=ctx,
                              initializer=_worker_init, initargs=(cfg, sim_cfg)) as pool:
-        futures = {pool.submit(_worker_episode, seed, paths[seed]): seed for seed in todo}
+
+        def start_next() -> None:
+            seed = next(queue, None)
+            if seed is not None:
+                running[pool.submit(_worker_episode, seed, paths[seed])] = seed
+
+        for _ in range(cfg.workers):
+            start_next()
         try:
-            for fut in as_completed(futures):
-                finished(futures[fut], fut.result())
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
+            while running:
+                ready, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in ready:
+                    finished(running.pop(fut), fut.result())
+                    start_next()
+        except KeyboardInterrupt:
+            print(f'stopping: finishing the {len(running)} episodes in progress',
+                  file=sys.stderr, flush=True)
+            for fut in list(running):
+                try:
+                    finished(running.pop(fut), fut.result())
+                except Exception:  # noqa: BLE001 — we are stopping anyway; report the rest
+                    pass
             raise
 
 
@@ -324,6 +347,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help='randomise lights, colours and camera poses per episode')
     parser.add_argument('--overwrite', action='store_true',
                         help='record again episodes whose bags exist (default: keep them)')
+    parser.add_argument('--no-compress', action='store_true',
+                        help='write mcap chunks uncompressed (default: zstd, ~20x smaller)')
     parser.add_argument('--workers', type=int, default=1,
                         help='processes recording episodes in parallel (one per core)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -341,12 +366,13 @@ def run(args: argparse.Namespace) -> int:
                         image_width=width, image_height=height, cameras=tuple(args.cameras),
                         plan_rate_hz=args.plan_rate_hz, max_time_s=args.max_time_s,
                         domain_randomization=args.domain_randomization,
-                        overwrite=args.overwrite, workers=args.workers)
+                        overwrite=args.overwrite, workers=args.workers,
+                        compression='' if args.no_compress else 'zstd')
     try:
         result = collect(cfg, args.out, progress=not args.no_progress)
     except KeyboardInterrupt:
-        print('interrupted: finished bags are complete, the ones being written are marked '
-              'incomplete. Run the same command again to resume.', file=sys.stderr)
+        print('interrupted: every bag written is complete (an episode cut short is marked '
+              'complete: false). Run the same command again to resume.', file=sys.stderr)
         return 130
     n = len(result.bags)
     print(f'{task} ({robot}): success {result.successes}/{n} = {100 * result.success_rate:.1f}%'

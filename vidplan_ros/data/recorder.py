@@ -229,14 +229,15 @@ def record_topics(node: Any, topics: Sequence[str | tuple[str, str]], out_dir: s
                   duration_s: float | None = None, metadata: Mapping[str, Any] | None = None,
                   qos: QoS = RECORD_QOS, overwrite: bool = False,
                   stop: Callable[[], bool | str] | None = None,
-                  on_ready: Callable[[], None] | None = None) -> RecordResult:
+                  on_ready: Callable[[], None] | None = None,
+                  compression: str = '') -> RecordResult:
     """Record `topics` (`/name`, `/name:pkg/msg/Type` or (name, type)) from `node` into a bag.
 
     Runs until `duration_s` of wall time passes, `stop()` is truthy (a string is kept as the
     reason), or Ctrl-C; log time is the
     node clock at receipt (sim time under use_sim_time). Ctrl-C ends a recording normally; any
     other exception closes the bag (metadata `complete: false`) and propagates. `on_ready` is
-    called once the subscriptions exist.
+    called once the subscriptions exist; `compression` is BagWriter's ('' or 'zstd').
     """
     if getattr(node, 'backend', '') != 'dds':
         raise BagError('record_topics writes the CDR of dds_msgs messages and needs the dds '
@@ -256,7 +257,7 @@ def record_topics(node: Any, topics: Sequence[str | tuple[str, str]], out_dir: s
     log = node.logger
     started = time.monotonic()
     stopped_by = 'duration'
-    with BagWriter(out_dir, metadata=meta, overwrite=overwrite,
+    with BagWriter(out_dir, metadata=meta, overwrite=overwrite, compression=compression,
                    qos={t: QoS(depth=10) for t, _ in pairs}) as bag:
         subs = []
         for topic, ros_type in pairs:
@@ -318,6 +319,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help='stop after this many seconds (default: at Ctrl-C)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing bag at --output')
+    parser.add_argument('--compress', action='store_true',
+                        help='zstd-compress the mcap chunks (ROS 2 tools and Foxglove read it)')
     parser.add_argument('--reliable', action='store_true',
                         help='subscribe reliably (matches reliable publishers only)')
     parser.add_argument('--depth', type=int, default=RECORD_QOS.depth,
@@ -359,6 +362,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = record_topics(node, args.topics, out, duration_s=args.duration,
                                metadata=meta, qos=qos, overwrite=args.overwrite,
+                               compression='zstd' if args.compress else '',
                                stop=lambda: stopped[0] if stopped else False,
                                on_ready=lambda: print(f'recording into {out}', flush=True))
     finally:
