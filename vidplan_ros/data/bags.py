@@ -416,6 +416,8 @@ class BagReader:
     def open(self) -> BagReader:
         from rosbags.rosbag2 import Reader, ReaderError
 
+        if self._reader is not None:
+            return self
         path = self.path
         if not path.exists():
             raise BagError(f'no bag at {path}; pass a bag directory (holding metadata.yaml and '

@@ -30,8 +30,9 @@ from typing import Any, Sequence
 import numpy as np
 
 import vidplan_ros
+from vidplan_ros.core.config import require, require_one_of, require_positive
 from vidplan_ros.core.errors import VidplanError
-from vidplan_ros.data.bags import BagError, BagReader, BagWriter, EpisodeMeta
+from vidplan_ros.data.bags import COMPRESSIONS, BagError, BagReader, BagWriter, EpisodeMeta
 from vidplan_ros.data.recorder import EpisodeRecorder
 
 __all__ = ['CollectConfig', 'CollectResult', 'ROBOT_ALIASES', 'build_parser', 'collect',
@@ -88,18 +89,16 @@ class CollectConfig:
     compression: str = 'zstd'          # mcap chunk compression ('' = none)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.episodes, int) or self.episodes < 1:
-            raise VidplanError(f'episodes = {self.episodes!r}: an integer >= 1')
-        if not isinstance(self.seed0, int) or self.seed0 < 0:
-            raise VidplanError(f'seed0 = {self.seed0!r}: an integer >= 0')
-        if not isinstance(self.workers, int) or self.workers < 1:
-            raise VidplanError(f'workers = {self.workers!r}: a number of processes >= 1 (one '
-                               'per core is fastest)')
-        if not self.plan_rate_hz > 0:
-            raise VidplanError(f'plan_rate_hz = {self.plan_rate_hz!r}: a rate > 0 Hz')
-        if self.max_time_s is not None and not self.max_time_s > 0:
-            raise VidplanError(f'max_time_s = {self.max_time_s!r}: a time > 0 s, or None for '
-                               "the task's default")
+        require(isinstance(self.episodes, int) and self.episodes >= 1, 'episodes',
+                self.episodes, 'an integer >= 1')
+        require(isinstance(self.seed0, int) and self.seed0 >= 0, 'seed0', self.seed0,
+                'an integer >= 0')
+        require(isinstance(self.workers, int) and self.workers >= 1, 'workers', self.workers,
+                'a number of processes >= 1 (one per core is fastest)')
+        require_positive(self, 'plan_rate_hz')
+        if self.max_time_s is not None:
+            require_positive(self, 'max_time_s')
+        require_one_of(self, 'compression', COMPRESSIONS)
 
 
 @dataclass(frozen=True)
