@@ -295,6 +295,22 @@ def check_recorded(path):
     return counts
 
 
+def test_record_topics_rejects_unknown_types_and_other_backends(tmp_path):
+    node = create_node('recorder_checks')
+    with pytest.raises(BagError, match='cannot record geometry_msgs/msg/Twist without ROS'):
+        record_topics(node, ['/cmd_vel:geometry_msgs/msg/Twist'], tmp_path / 'x')
+    with pytest.raises(BagError, match='named twice'):
+        record_topics(node, ['/clock', '/clock'], tmp_path / 'x')
+    node.shutdown()
+
+    class RclpyLike:
+        backend = 'rclpy'
+
+    with pytest.raises(BagError, match='ros2 bag record'):
+        record_topics(RclpyLike(), ['/clock'], tmp_path / 'x')
+    assert not (tmp_path / 'x').exists()
+
+
 def test_record_topics_from_another_process(tmp_path):
     proc = subprocess.Popen([sys.executable, '-c', PUBLISHER, '20'], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

@@ -42,7 +42,7 @@ import numpy as np
 
 from vidplan_ros.data.bags import BagError, BagWriter
 from vidplan_ros.transport import convert as cv
-from vidplan_ros.transport.dds_msgs import dds_type
+from vidplan_ros.transport.dds_msgs import UnknownRosTypeError, dds_type
 from vidplan_ros.transport.qos import QoS
 
 __all__ = ['CLOCK_TOPIC', 'COMMANDED_TRAJECTORY_TOPIC', 'EpisodeRecorder', 'GRIPPER_TOPIC',
@@ -58,17 +58,15 @@ G1_MODE_MACHINE = 5                               # G1 29-DoF rev 1.0 (robots.md
 # Types of the topics this stack and its robots use, for `vidplan record <topic>` without a type.
 # Exact names first, then shell-style patterns (first match wins).
 KNOWN_TOPIC_TYPES: dict[str, str] = {
-    '/clock': 'rosgraph_msgs/msg/Clock',
-    '/joint_states': 'sensor_msgs/msg/JointState',
+    CLOCK_TOPIC: 'rosgraph_msgs/msg/Clock',
+    JOINT_STATES_TOPIC: 'sensor_msgs/msg/JointState',
     '/joint_command': 'sensor_msgs/msg/JointState',
     '/diagnostics': 'diagnostic_msgs/msg/DiagnosticArray',
     '/lowcmd': 'unitree_hg/msg/LowCmd',
     '/arm_sdk': 'unitree_hg/msg/LowCmd',
     '/lowstate': 'unitree_hg/msg/LowState',
-    '/franka_gripper/joint_command': 'sensor_msgs/msg/JointState',
-    '/vidplan/commanded_trajectory': 'trajectory_msgs/msg/JointTrajectory',
-    '/vidplan/grounded_plan': 'trajectory_msgs/msg/JointTrajectory',
-    '/vidplan/estop': 'std_msgs/msg/Bool',
+    GRIPPER_TOPIC: 'sensor_msgs/msg/JointState',
+    COMMANDED_TRAJECTORY_TOPIC: 'trajectory_msgs/msg/JointTrajectory',
     '*/image_raw/compressed': 'sensor_msgs/msg/CompressedImage',
     '*/compressed': 'sensor_msgs/msg/CompressedImage',
     '*/image_raw': 'sensor_msgs/msg/Image',
@@ -252,6 +250,11 @@ def record_topics(node: Any, topics: Sequence[str | tuple[str, str]], out_dir: s
     dup = sorted({t for t, _ in pairs if [p for p, _ in pairs].count(t) > 1})
     if dup:
         raise BagError(f'topics {dup} are named twice; name each topic once')
+    for topic, ros_type in pairs:
+        try:
+            dds_type(ros_type)
+        except UnknownRosTypeError as exc:
+            raise BagError(f'{topic}: cannot record {ros_type} without ROS ({exc})') from None
     meta = {'source': 'robot', 'recorded_topics': [t for t, _ in pairs]}
     meta.update(metadata or {})
     log = node.logger
