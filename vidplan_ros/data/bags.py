@@ -343,8 +343,7 @@ class BagWriter:
         conn = self._connections.get((topic, ros_type))
         if conn is not None:
             return conn
-        if self._writer is None:
-            raise BagError(f'{self.path}: the bag is not open; use `with BagWriter(...) as bag:`')
+        self._writer_or_raise()
         if not topic.startswith('/'):
             raise BagError(f'topic {topic!r}: bags hold fully qualified names; use '
                            f'{"/" + topic!r}')
