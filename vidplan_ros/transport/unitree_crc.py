@@ -6,20 +6,16 @@ natural 4-byte alignment (LowCmd 1004 bytes, LowState 2092 bytes). The CRC cover
 (init 0xFFFFFFFF, poly 0x04C11DB7, MSB first, no reflection, no final xor) equals
 CRC-32/MPEG-2 over the stream of words fed big-endian.
 
-:func:`crc32_words` is vectorised: the CRC is affine over GF(2), so for a fixed word count N
-it is ``const_N ^ xor(table_N[i, b] for every set bit b of word i)`` with per-N tables built
-once and cached. Works on our dds_msgs classes and on any object with the same attributes
-(e.g. rclpy ``unitree_hg.msg.LowCmd``, whose arrays are numpy arrays).
+Works on our dds_msgs classes and on any object with the same attributes (e.g. rclpy
+``unitree_hg.msg.LowCmd``, whose arrays are numpy arrays).
 """
 
 import struct
-from functools import lru_cache
+import zlib
 from typing import Any, TypeVar
 
 import numpy as np
 
-POLY = 0x04C11DB7
-INIT = 0xFFFFFFFF
 
 NUM_MOTORS = 35
 LOWCMD_SIZE = 1004
@@ -36,65 +32,21 @@ assert _LOWCMD.size == LOWCMD_SIZE and _LOWSTATE.size == LOWSTATE_SIZE
 
 _M = TypeVar('_M')
 
-
-def _byte_table() -> np.ndarray:
-    table = np.zeros(256, dtype=np.uint32)
-    for i in range(256):
-        c = i << 24
-        for _ in range(8):
-            c = ((c << 1) ^ POLY) if c & 0x80000000 else (c << 1)
-            c &= 0xFFFFFFFF
-        table[i] = c
-    return table
+# CRC-32/MPEG-2 is zlib's (reflected) CRC-32 run on bit-reversed bytes, bit-reversed back and
+# without zlib's final xor; zlib does the per-byte work in C.
+_REVERSE_BITS = bytes(int(f'{i:08b}'[::-1], 2) for i in range(256))
 
 
-_TABLE = _byte_table()
-_TABLE_LIST = [int(v) for v in _TABLE]
-
-
-def crc32_mpeg2(data: bytes, init: int = INIT) -> int:
-    """Byte-wise table-driven CRC-32/MPEG-2 (``crc32_mpeg2(b'123456789') == 0x0376E6E7``)."""
-    crc = init & 0xFFFFFFFF
-    table = _TABLE_LIST
-    for b in bytes(data):
-        crc = ((crc << 8) & 0xFFFFFFFF) ^ table[(crc >> 24) ^ b]
-    return crc
-
-
-def _advance_zero_word(v: np.ndarray) -> np.ndarray:
-    """CRC register(s) ``v`` after feeding one all-zero 32-bit word (vectorised)."""
-    for _ in range(4):
-        v = (v << np.uint32(8)) ^ _TABLE[v >> np.uint32(24)]
-    return v
-
-
-@lru_cache(maxsize=8)
-def _tables(n_words: int) -> tuple[int, np.ndarray]:
-    """(CRC of n zero words, table[i * 32 + b] = contribution of bit b of word i)."""
-    table = np.empty((n_words, 32), dtype=np.uint32)
-    # Contribution of bit b of the last word, starting from a zero register.
-    row = _advance_zero_word(np.left_shift(np.uint32(1), np.arange(32, dtype=np.uint32)))
-    for i in range(n_words - 1, -1, -1):
-        table[i] = row
-        row = _advance_zero_word(row)
-    const = np.array([INIT], dtype=np.uint32)
-    for _ in range(n_words):
-        const = _advance_zero_word(const)
-    table.setflags(write=False)
-    return int(const[0]), table.reshape(-1)
-
-
-_BIT_SHIFTS = np.arange(32, dtype=np.uint32)
+def crc32_mpeg2(data: bytes) -> int:
+    """CRC-32/MPEG-2 of `data` (``crc32_mpeg2(b'123456789') == 0x0376E6E7``)."""
+    reflected = zlib.crc32(bytes(data).translate(_REVERSE_BITS)) ^ 0xFFFFFFFF
+    return int(f'{reflected:032b}'[::-1], 2)
 
 
 def crc32_words(words: np.ndarray) -> int:
     """Unitree CRC32 of a sequence of 32-bit words (uint32 values, not bytes)."""
     w = np.ascontiguousarray(words, dtype=np.uint32).reshape(-1)
-    if w.size == 0:
-        return INIT
-    const, table = _tables(int(w.size))
-    bits = ((w[:, None] >> _BIT_SHIFTS) & np.uint32(1)).astype(bool).reshape(-1)
-    return const ^ int(np.bitwise_xor.reduce(table[bits])) if bits.any() else const
+    return crc32_mpeg2(w.astype('>u4').tobytes())
 
 
 def _u8_bytes(value: Any, length: int) -> bytes:
