@@ -73,3 +73,12 @@ def test_cli_lists_and_validates_robots(tmp_path):
                    '    position_min_rad: [1.0]\n    position_max_rad: [0.0]\n')
     out = subprocess.run(vidplan + ['robots', str(bad)], capture_output=True, text=True)
     assert out.returncode == 2 and 'bad.yaml' in out.stderr and 'Traceback' not in out.stderr
+
+
+def test_cli_delegates_resolve_to_modules_with_main():
+    import importlib
+
+    from vidplan_ros.cli import DELEGATES
+    from vidplan_ros.cli_bench import BENCHES
+    for module in [m for m, _ in DELEGATES.values()] + list(BENCHES.values()):
+        assert callable(importlib.import_module(module).main), module

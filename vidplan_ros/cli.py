@@ -53,6 +53,7 @@ DELEGATES: dict[str, tuple[str, str]] = {
     'collect': ('vidplan_ros.data.collect', 'record scripted-expert episodes from the sim'),
     'experts': ('vidplan_ros.sim.rollout', 'measure scripted-expert success in the sim'),
     'bag': ('vidplan_ros.data.bags', 'inspect a bag: topics, counts, metadata'),
+    'bench': ('vidplan_ros.cli_bench', 'benchmarks: `vidplan bench sim|transport ...`'),
 }
 
 
