@@ -7,6 +7,7 @@ joint vectors are in the chain's joint order unless said otherwise.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -57,21 +58,32 @@ class JointPath:
         return out
 
 
-def retime(q: np.ndarray, s_of: np.ndarray, duration_s: float, v_cap: np.ndarray,
-           dt_s: float, law: str = 'min_jerk') -> JointPath:
-    """Geometric path q (K, n) at path parameters `s_of` (K,) in [0, 1], moved along time law
-    `law` in at least `duration_s`, slower where needed so that no joint exceeds `v_cap`
-    (n,) rad/s (5 % margin). Sampled every `dt_s`."""
+def retime(q: np.ndarray, segment_s: np.ndarray, v_cap: np.ndarray, dt_s: float,
+           law: str = 'min_jerk', min_duration_s: float = 0.0) -> JointPath:
+    """Time a geometric path q (K, n) along time law `law`, sampled every `dt_s`.
+
+    Each segment k -> k+1 gets a pace: the longer of `segment_s[k]` (K-1,) (e.g. its length
+    over the tool speed) and the time its fastest joint needs at `v_cap` (n,) rad/s. The law
+    runs on the accumulated pace, so where the law is fastest every segment goes at its pace
+    (5 % under): no joint exceeds v_cap, slow stretches (a joint working hard) slow down
+    locally, and the path starts and ends as the law does (at rest for min-jerk).
+    """
     fn, peak = TIME_LAWS[law]
-    dq_ds = np.abs(np.gradient(q, s_of, axis=0))
-    need = float(np.max(dq_ds / v_cap[None, :])) * peak * 1.05   # speed = |dq/ds| ds/dt
-    duration = max(duration_s, need, dt_s)
+    q = np.asarray(q, dtype=np.float64)
+    dq = np.abs(np.diff(q, axis=0))
+    pace = np.maximum(np.asarray(segment_s, dtype=np.float64),
+                      np.max(dq / v_cap[None, :], axis=1))
+    u_knots = np.concatenate([[0.0], np.cumsum(pace)])
+    total = float(u_knots[-1])
+    duration = max(peak * total * 1.05, min_duration_s, dt_s)
     steps = int(math.ceil(duration / dt_s)) + 1
     times = np.linspace(0.0, duration, steps)
-    s = fn(times / duration)
+    if total <= 0.0:
+        return JointPath(times, np.tile(q[-1], (steps, 1)))
+    u = total * fn(times / duration)
     out = np.empty((steps, q.shape[1]))
     for j in range(q.shape[1]):
-        out[:, j] = np.interp(s, s_of, q[:, j])
+        out[:, j] = np.interp(u, u_knots, q[:, j])
     return JointPath(times, out)
 
 
@@ -79,7 +91,7 @@ def joint_move(q0: np.ndarray, q1: np.ndarray, v_cap: np.ndarray, min_duration_s
                dt_s: float) -> JointPath:
     """Min-jerk straight line in joint space q0 -> q1 (n,), joint speeds below v_cap (n,)."""
     q = np.vstack([q0, q1]).astype(np.float64)
-    return retime(q, np.array([0.0, 1.0]), min_duration_s, v_cap, dt_s)
+    return retime(q, np.zeros(1), v_cap, dt_s, min_duration_s=min_duration_s)
 
 
 def hold_path(q: np.ndarray, duration_s: float) -> JointPath:
@@ -90,10 +102,16 @@ def hold_path(q: np.ndarray, duration_s: float) -> JointPath:
 
 class ToolIK:
     """IK of the tip of `chain` to points, with a fixed orientation `rotation` (3, 3) in the
-    chain's root frame, or position only when it is None."""
+    chain's root frame, or position only when it is None. Solutions stay `margin_rad` inside
+    the chain's joint limits."""
 
     def __init__(self, chain: KinematicChain, rotation: np.ndarray | None,
-                 keyframe_seeds: int = 24, pos_tol_m: float = 1e-3) -> None:
+                 keyframe_seeds: int = 24, pos_tol_m: float = 1e-3,
+                 margin_rad: float = 0.0) -> None:
+        if margin_rad > 0:
+            chain = copy.copy(chain)            # the caller's chain keeps its limits
+            chain.lower = chain.lower + margin_rad
+            chain.upper = chain.upper - margin_rad
         self.chain = chain
         self.rotation = None if rotation is None else np.asarray(rotation, dtype=np.float64)
         common = dict(pos_tol_m=pos_tol_m, rot_tol_rad=1e-2, position_only=rotation is None,
@@ -143,14 +161,14 @@ def cartesian_line(ik: ToolIK, p0: np.ndarray, p1: np.ndarray, q_start: np.ndarr
                    v_cap: np.ndarray, speed_m_s: float, dt_s: float,
                    min_duration_s: float = 0.0, law: str = 'min_jerk'
                    ) -> tuple[JointPath, float]:
-    """The tool along the straight line p0 -> p1 (3,) m from q_start (dof,): mean speed
-    `speed_m_s` (the starting speed with law 'cruise_stop'), slower if a joint would exceed
-    v_cap (dof,). Returns (path, worst IK position error m)."""
+    """The tool along the straight line p0 -> p1 (3,) m from q_start (dof,), its speed at most
+    `speed_m_s` (reached where the law peaks; 'cruise_stop' starts at it), slower where a
+    joint would exceed v_cap (dof,). Returns (path, worst IK position error m)."""
     p0, p1 = np.asarray(p0, dtype=np.float64), np.asarray(p1, dtype=np.float64)
     dist = float(np.linalg.norm(p1 - p0))
     n_pts = max(2, int(math.ceil(dist / 0.005)) + 1)          # a point every <= 5 mm
     s = np.linspace(0.0, 1.0, n_pts)
     q, err = ik.solve_path(p0[None, :] + s[1:, None] * (p1 - p0)[None, :], q_start)
     q = np.vstack([q_start, q])
-    duration = dist / speed_m_s * (1.5 if law == 'cruise_stop' else 1.0)
-    return retime(q, s, max(duration, min_duration_s), v_cap, dt_s, law), err
+    segment_s = np.full(n_pts - 1, dist / (n_pts - 1) / speed_m_s)
+    return retime(q, segment_s, v_cap, dt_s, law, min_duration_s), err

@@ -30,7 +30,7 @@ from vidplan_ros.core.config import require, require_positive
 from vidplan_ros.core.kinematics import KinematicChain, franka_fr3_chain, g1_arm_chain
 from vidplan_ros.core.robot_spec import RobotSpec
 from vidplan_ros.sim.expert_paths import (JointPath, ToolIK, cartesian_line, hold_path,
-                                          joint_move)
+                                          joint_move, min_jerk)
 
 __all__ = ['EXPERTS', 'Expert', 'ExpertAction', 'ExpertConfig', 'FrankaPushExpert',
            'FrankaReachExpert', 'G1ReachExpert', 'PhaseExpert', 'make_expert']
@@ -60,7 +60,7 @@ class ExpertConfig:
     chunk_dt_s: float = 0.1            # spacing of the points of a chunk
     chunk_horizon_s: float = 0.6       # time one chunk covers
     path_dt_s: float = 0.02            # spacing of the dense planned path
-    speed_m_s: float = 0.2             # mean tool speed of a Cartesian move
+    speed_m_s: float = 0.3             # peak tool speed of a Cartesian move (m/s)
     velocity_fraction: float = 0.35    # joint speed cap, fraction of spec velocity_max_rad_s
     min_move_s: float = 0.4            # shortest move
     joint_speed_cap_rad_s: float = 1.5  # absolute joint speed cap (rad/s)
@@ -91,10 +91,14 @@ class Expert(Protocol):
 class PhaseExpert:
     """Base of the scripted experts: a sequence of phases, each planned when it starts.
 
-    Subclasses implement `_plan(phase, q_start, task_state)`, a JointPath in spec joint order
-    from `q_start` (the end of the previous phase's plan), and may override `_replan` for
+    Subclasses implement `_plan(phase, q_start, task_state, q_now)`, a JointPath in spec joint
+    order from `q_start` (the end of the previous phase's plan), and may override `_replan` for
     closed-loop phases. After a phase's path ends (+ `settle_s`) the next phase starts; the
     last phase holds.
+
+    Commands are the planned path plus a joint offset (0 unless a subclass learns one), the
+    expert's integral action against the steady-state error of the robot's position loop
+    (e.g. the gravity sag of the G1's plain PD): see `_learn_offset`.
     """
 
     phases: tuple[str, ...] = ('hold',)
@@ -107,6 +111,8 @@ class PhaseExpert:
                                 self.cfg.joint_speed_cap_rad_s)
         self.q_lo = np.asarray(spec.position_min_rad) + spec.position_margin_rad
         self.q_hi = np.asarray(spec.position_max_rad) - spec.position_margin_rad
+        # IK keeps a little more than the spec margin, so chunks never need clipping.
+        self.ik_margin_rad = spec.position_margin_rad + 0.02
         count = int(round(self.cfg.chunk_horizon_s / self.cfg.chunk_dt_s))
         self._chunk_times = np.arange(1, count + 1) * self.cfg.chunk_dt_s
         self.gripper_width_m: float | None = None
@@ -115,8 +121,11 @@ class PhaseExpert:
     def _start(self, q_now: np.ndarray) -> None:
         self._phase_idx = 0
         self._path: JointPath | None = None
-        self._path_t0 = 0.0
+        self._path_t0 = self._t_now = 0.0
         self._q_end = np.asarray(q_now, dtype=np.float64).copy()
+        self.worst_ik_error_m = 0.0      # largest IK position error this episode (diagnostic)
+        n = len(self._q_end)
+        self._offset_ramp = (np.zeros(n), np.zeros(n), 0.0, 1.0)   # from, to, t0 s, duration s
 
     @property
     def phase(self) -> str:
@@ -129,34 +138,63 @@ class PhaseExpert:
     def act(self, t_s: float, q_now: np.ndarray, task_state: Any) -> ExpertAction:
         """The chunk for the next `chunk_horizon_s`, made at time `t_s` (s)."""
         last = len(self.phases) - 1
+        q_now = np.asarray(q_now, dtype=np.float64)
+        self._t_now = float(t_s)          # for _plan
         if self._path is None:
-            self._enter_phase(t_s, task_state)
+            self._enter_phase(t_s, task_state, q_now)
         elif self._phase_idx < last and \
                 t_s >= self._path_t0 + self._path.duration_s + self.cfg.settle_s:
             self._q_end = self._path.q[-1].copy()
             self._phase_idx += 1
-            self._enter_phase(t_s, task_state)
+            self._enter_phase(t_s, task_state, q_now)
         else:
-            new = self._replan(self.phase, t_s - self._path_t0, self._path, task_state)
+            new = self._replan(self.phase, t_s, self._path, task_state, q_now)
             if new is not None:
                 self._path, self._path_t0 = new, t_s
         assert self._path is not None
-        positions = self._path.sample(t_s - self._path_t0 + self._chunk_times)
+        times = t_s + self._chunk_times
+        positions = self._path.sample(times - self._path_t0) + self._offset(times)
         return ExpertAction(float(t_s), self._chunk_times.copy(),
                             np.clip(positions, self.q_lo, self.q_hi), self.gripper_width_m,
                             self.phase)
 
-    def _enter_phase(self, t_s: float, task_state: Any) -> None:
-        self._path = self._plan(self.phase, self._q_end, task_state)
+    def _enter_phase(self, t_s: float, task_state: Any, q_now: np.ndarray) -> None:
+        self._path = self._plan(self.phase, self._q_end, task_state, q_now)
         self._path_t0 = t_s
 
-    def _plan(self, phase: str, q_start: np.ndarray, task_state: Any) -> JointPath:
+    def _plan(self, phase: str, q_start: np.ndarray, task_state: Any, q_now: np.ndarray
+              ) -> JointPath:
         return hold_path(q_start, self.cfg.min_move_s)
 
-    def _replan(self, phase: str, t_in_path_s: float, path: JointPath, task_state: Any
-                ) -> JointPath | None:
-        """A path replacing `path` from now on (its time 0 = now), or None to keep it."""
+    def _replan(self, phase: str, t_s: float, path: JointPath, task_state: Any,
+                q_now: np.ndarray) -> JointPath | None:
+        """A path replacing `path` from `t_s` on (its time 0 = t_s), or None to keep it."""
         return None
+
+    # -- joint offset (integral action) -------------------------------------------------------
+
+    def _offset(self, t_s: np.ndarray) -> np.ndarray:
+        """(len(t_s), n) offset added to the planned positions at times t_s."""
+        start, end, t0, duration = self._offset_ramp
+        s = min_jerk((np.asarray(t_s) - t0) / duration)[:, None]
+        return start[None, :] + s * (end - start)[None, :]
+
+    def _learn_offset(self, t_s: float, q_planned: np.ndarray, q_now: np.ndarray,
+                      joints: np.ndarray, gain: float, duration_s: float) -> bool:
+        """With the robot at rest where the plan says `q_planned` (n,), move the offset of
+        `joints` by `gain` x the error (q_planned - q_now) over `duration_s` from `t_s`.
+        Returns False when the error is already below OFFSET_TOL_RAD."""
+        err = np.zeros_like(q_planned)
+        err[joints] = (q_planned - q_now)[joints]
+        if np.max(np.abs(err)) < self.OFFSET_TOL_RAD:
+            return False
+        now = self._offset(np.array([t_s]))[0]
+        target = np.clip(now + gain * err, -self.OFFSET_MAX_RAD, self.OFFSET_MAX_RAD)
+        self._offset_ramp = (now, target, float(t_s), max(duration_s, 1e-3))
+        return True
+
+    OFFSET_TOL_RAD = 1e-3
+    OFFSET_MAX_RAD = 0.3
 
     # -- path helpers (spec joint order in and out) -------------------------------------------
 
@@ -168,9 +206,10 @@ class PhaseExpert:
         """Tool of `ik` (chain joints at spec indices `idx`) in a straight line to p1 (3,),
         chain root frame; the other joints stay at q_start."""
         qc = q_start[idx]
-        path, _ = cartesian_line(ik, ik.tool_position(qc), p1, qc, self.v_cap[idx],
-                                 speed_m_s, self.cfg.path_dt_s,
-                                 self.cfg.min_move_s if law == 'min_jerk' else 0.0, law)
+        path, err = cartesian_line(ik, ik.tool_position(qc), p1, qc, self.v_cap[idx],
+                                   speed_m_s, self.cfg.path_dt_s,
+                                   self.cfg.min_move_s if law == 'min_jerk' else 0.0, law)
+        self.worst_ik_error_m = max(self.worst_ik_error_m, err)
         q = np.tile(q_start, (len(path.times_s), 1))
         q[:, idx] = path.q
         return JointPath(path.times_s, q)
@@ -179,7 +218,8 @@ class PhaseExpert:
                   ) -> np.ndarray:
         """q_start (n,) with the chain joints set to reach `point` (3,) nearest to it."""
         q = q_start.copy()
-        q[idx], _ = ik.solve_keyframe(point, q_start[idx])
+        q[idx], err = ik.solve_keyframe(point, q_start[idx])
+        self.worst_ik_error_m = max(self.worst_ik_error_m, err)
         return q
 
 
@@ -196,26 +236,27 @@ HAND_DOWN = np.diag([1.0, -1.0, -1.0])   # Franka TCP pointing down, hand x = ba
 
 
 class ReachExpert(PhaseExpert):
-    """Tool point to a target: joint move to a pre-pose, straight approach, then hold while
-    correcting what error remains (e.g. PD sag under gravity) by shifting the IK target."""
+    """Tool point to a target: joint move to a pre-pose, straight approach, hold.
+
+    The position loop's steady-state error (e.g. gravity sag) is learned at rest: at the
+    pre-pose before approaching, then in the hold, as a joint offset on the commands.
+    """
 
     phases = ('pre', 'approach', 'hold')
-    APPROACH_SPEED_M_S = 0.1
-    CORRECT_GAIN = 0.8          # fraction of the measured tip error added to the IK target
-    CORRECT_BELOW = 0.25        # no correction when the error is below this x tolerance
+    APPROACH_SPEED_M_S = 0.15   # peak tool speed of the approach (m/s)
+    OFFSET_GAIN = 0.9           # fraction of a measured joint error added to the offset
 
     def __init__(self, spec: RobotSpec, cfg: ExpertConfig | None = None) -> None:
         super().__init__(spec, cfg)
         self.ik: ToolIK | None = None
         self.idx = np.zeros(0, dtype=np.int64)   # spec index of each chain joint
+        self.offset_idx = np.zeros(0, dtype=np.int64)   # joints whose error is compensated
         self._rot, self._pos = np.eye(3), np.zeros(3)   # chain root pose in the base frame
         self._target = np.zeros(3)
-        self._correction = np.zeros(3)
 
     def reset(self, task_state: Any, q_now: np.ndarray) -> None:
         super().reset(task_state, q_now)
         self._target = np.asarray(task_state.target_pos_m, dtype=np.float64).copy()
-        self._correction = np.zeros(3)
 
     def _to_chain(self, p_m: np.ndarray) -> np.ndarray:
         """Base frame -> chain root frame."""
@@ -224,28 +265,31 @@ class ReachExpert(PhaseExpert):
     def _pre_point(self, target: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _plan(self, phase: str, q_start: np.ndarray, task_state: Any) -> JointPath:
+    def _plan(self, phase: str, q_start: np.ndarray, task_state: Any, q_now: np.ndarray
+              ) -> JointPath:
         assert self.ik is not None
         if phase == 'pre':
+            # The target's IK first, then the pre-pose's nearest to it: the straight approach
+            # between them then stays on one IK branch.
+            q_tgt = self._keyframe(self.ik, self.idx, q_start, self._to_chain(self._target))
             pre = self._to_chain(self._pre_point(self._target))
-            return self._joint_move(q_start, self._keyframe(self.ik, self.idx, q_start, pre))
+            return self._joint_move(q_start, self._keyframe(self.ik, self.idx, q_tgt, pre))
         if phase == 'approach':
-            return self._line(self.ik, self.idx, q_start, self._to_chain(self._target),
+            path = self._line(self.ik, self.idx, q_start, self._to_chain(self._target),
                               self.APPROACH_SPEED_M_S)
-        return hold_path(q_start, self.cfg.min_move_s)
+            # Resting at the pre-pose: learn the offset while approaching.
+            self._learn_offset(self._t_now, q_start, q_now, self.offset_idx, self.OFFSET_GAIN,
+                               path.duration_s)
+            return path
+        return hold_path(q_start, self.cfg.path_dt_s)
 
-    def _replan(self, phase: str, t_in_path_s: float, path: JointPath, task_state: Any
-                ) -> JointPath | None:
-        assert self.ik is not None
-        if phase != 'hold' or t_in_path_s < path.duration_s + self.cfg.settle_s:
-            return None
-        err = self._target - np.asarray(task_state.tip_pos_m)
-        if np.linalg.norm(err) < self.CORRECT_BELOW * task_state.tolerance_m:
-            return None
-        self._correction = self._correction + self.CORRECT_GAIN * err
-        goal = self._to_chain(self._target + self._correction)
-        q_start = path.q[-1]
-        return self._joint_move(q_start, self._keyframe(self.ik, self.idx, q_start, goal))
+    def _replan(self, phase: str, t_s: float, path: JointPath, task_state: Any,
+                q_now: np.ndarray) -> JointPath | None:
+        _, _, t0, duration = self._offset_ramp
+        if phase == 'hold' and t_s >= max(self._path_t0, t0 + duration) + self.cfg.settle_s:
+            self._learn_offset(t_s, path.q[-1], q_now, self.offset_idx, self.OFFSET_GAIN,
+                               self.cfg.min_move_s)
+        return None
 
 
 class FrankaReachExpert(ReachExpert):
@@ -256,8 +300,8 @@ class FrankaReachExpert(ReachExpert):
     def __init__(self, spec: RobotSpec, cfg: ExpertConfig | None = None) -> None:
         super().__init__(spec, cfg)
         chain = franka_fr3_chain()
-        self.ik = ToolIK(chain, HAND_DOWN, self.cfg.ik_seeds)
-        self.idx = _chain_indices(spec, chain)
+        self.ik = ToolIK(chain, HAND_DOWN, self.cfg.ik_seeds, margin_rad=self.ik_margin_rad)
+        self.idx = self.offset_idx = _chain_indices(spec, chain)
         self.gripper_width_m = 0.0
 
     def _pre_point(self, target: np.ndarray) -> np.ndarray:
@@ -266,7 +310,8 @@ class FrankaReachExpert(ReachExpert):
 
 class G1ReachExpert(ReachExpert):
     """G1 hand (`<side>_rubber_hand`, the side from the task state) to the target with that
-    arm's 7 joints (position only, approaching forwards); waist and other arm hold."""
+    arm's 7 joints (position only, approaching forwards); the other arm holds, the waist holds
+    its pose (its commands carry the learned sag offset)."""
 
     APPROACH_M = 0.06           # the pre-pose is this far behind the target (base -x)
 
@@ -276,14 +321,17 @@ class G1ReachExpert(ReachExpert):
         for side in ('left', 'right'):
             arm = g1_arm_chain(side)                    # rooted at torso_link
             waist = g1_arm_chain(side, include_waist=True)   # rooted at pelvis = base
-            self._arms[side] = (ToolIK(arm, None, self.cfg.ik_seeds, pos_tol_m=2e-3),
-                                _chain_indices(spec, arm), waist)
+            ik = ToolIK(arm, None, self.cfg.ik_seeds, pos_tol_m=2e-3,
+                        margin_rad=self.ik_margin_rad)
+            self._arms[side] = (ik, _chain_indices(spec, arm), waist)
         self.ik, self.idx, _ = self._arms['left']
 
     def reset(self, task_state: Any, q_now: np.ndarray) -> None:
         super().reset(task_state, q_now)
         self.ik, self.idx, waist = self._arms[task_state.side or 'left']
-        q_waist = np.asarray(q_now, dtype=np.float64)[_chain_indices(self.spec, waist)]
+        waist_and_arm = _chain_indices(self.spec, waist)
+        self.offset_idx = waist_and_arm      # the waist's sag moves the hand too
+        q_waist = np.asarray(q_now, dtype=np.float64)[waist_and_arm]
         links = waist.fk_links(torch.as_tensor(q_waist, dtype=torch.float64)[None])
         torso = links['torso_link'][0].numpy()
         self._rot, self._pos = torso[:3, :3], torso[:3, 3]
@@ -307,7 +355,7 @@ class FrankaPushExpert(PhaseExpert):
     HOVER_M = 0.10              # above the pushing height before descending
     FINGER_FRONT_M = 0.01       # TCP to the front face of the finger pads
     BEHIND_GAP_M = 0.03         # free space behind the (possibly rotated) cube before pushing
-    PUSH_SPEED_M_S = 0.08
+    PUSH_SPEED_M_S = 0.12       # peak tool speed while pushing (m/s)
     REAIM_EVERY_S = 0.2         # steer the stroke at most this often
     REAIM_TOL_M = 0.006         # re-aim when the predicted cube end is this far off the goal
     MAX_STEER_RAD = 0.35        # largest angle between a re-aimed stroke and the hand x axis
@@ -322,7 +370,8 @@ class FrankaPushExpert(PhaseExpert):
         self.idx = _chain_indices(spec, self.chain)
         self.gripper_width_m = 0.0
         self._dir = np.array([1.0, 0.0, 0.0])
-        self._ik = ToolIK(self.chain, HAND_DOWN, self.cfg.ik_seeds)
+        self._ik = ToolIK(self.chain, HAND_DOWN, self.cfg.ik_seeds,
+                          margin_rad=self.ik_margin_rad)
         self._table_z = 0.0
         self._strokes = 0
         self._cube_at_aim = np.zeros(3)
@@ -344,12 +393,14 @@ class FrankaPushExpert(PhaseExpert):
             yaw -= math.pi
         elif yaw < -math.pi / 2:
             yaw += math.pi
-        self._ik = ToolIK(self.chain, _rot_z(yaw) @ HAND_DOWN, self.cfg.ik_seeds)
+        self._ik = ToolIK(self.chain, _rot_z(yaw) @ HAND_DOWN, self.cfg.ik_seeds,
+                          margin_rad=self.ik_margin_rad)
 
     def _at_push_height(self, p: np.ndarray) -> np.ndarray:
         return np.array([p[0], p[1], self._table_z + self.PUSH_HEIGHT_M])
 
-    def _plan(self, phase: str, q_start: np.ndarray, ts: Any) -> JointPath:
+    def _plan(self, phase: str, q_start: np.ndarray, ts: Any, q_now: np.ndarray
+              ) -> JointPath:
         if phase == 'hold' and ts.distance_m > self.RETRY_FRACTION * ts.tolerance_m and \
                 self._strokes < self.MAX_STROKES:
             self._aim(ts)               # another stroke from where the cube is now
@@ -358,23 +409,28 @@ class FrankaPushExpert(PhaseExpert):
         half = float(ts.cube_half_size_m)
         reach = half * math.sqrt(2) + self.FINGER_FRONT_M + self.BEHIND_GAP_M
         behind = self._at_push_height(np.asarray(ts.cube_pos_m) - reach * self._dir)
+        end = self._at_push_height(np.asarray(ts.goal_pos_m)
+                                   - (half + self.FINGER_FRONT_M) * self._dir)
         if phase == 'above':
+            # IK from the stroke's end backwards, each nearest the next: the descent and the
+            # stroke then stay on one IK branch.
+            q_end = self._keyframe(self._ik, self.idx, q_start, end)
+            q_behind = self._keyframe(self._ik, self.idx, q_end, behind)
             above = behind + [0.0, 0.0, self.HOVER_M]
-            return self._joint_move(q_start, self._keyframe(self._ik, self.idx, q_start,
+            return self._joint_move(q_start, self._keyframe(self._ik, self.idx, q_behind,
                                                             above))
         if phase == 'descend':
             return self._line(self._ik, self.idx, q_start, behind, self.cfg.speed_m_s)
         if phase == 'push':
-            end = np.asarray(ts.goal_pos_m) - (half + self.FINGER_FRONT_M) * self._dir
-            return self._line(self._ik, self.idx, q_start, self._at_push_height(end),
-                              self.PUSH_SPEED_M_S)
+            return self._line(self._ik, self.idx, q_start, end, self.PUSH_SPEED_M_S)
         if phase == 'retreat':
             up = self._ik.tool_position(q_start[self.idx]) + [0.0, 0.0, self.HOVER_M]
             return self._line(self._ik, self.idx, q_start, up, self.cfg.speed_m_s)
         return hold_path(q_start, self.cfg.min_move_s)
 
-    def _replan(self, phase: str, t_in_path_s: float, path: JointPath, ts: Any
+    def _replan(self, phase: str, t_s: float, path: JointPath, ts: Any, q_now: np.ndarray
                 ) -> JointPath | None:
+        t_in_path_s = t_s - self._path_t0
         if phase != 'push' or not self.REAIM_EVERY_S <= t_in_path_s < path.duration_s:
             return None
         cube, goal = np.asarray(ts.cube_pos_m), np.asarray(ts.goal_pos_m)

@@ -43,19 +43,21 @@ class EpisodeResult:
     seed: int
     success: bool                      # the task succeeded (checked at the plan rate)
     time_to_success_s: float | None    # first plan tick at which it succeeded
-    success_at_end: bool               # still succeeding when the episode stopped
+    success_at_end: bool               # succeeding when the episode stopped
     duration_s: float
     final_distance_m: float            # the task's distance (tip-target, cube-goal) at the end
     num_actions: int
     rejected_actions: int              # chunks the follower rejected (should be 0)
+    expert_ik_error_m: float           # the expert's worst IK position error (nan: unknown)
     wall_s: float
 
 
 def run_episode(env: SimEnv, expert: Expert, seed: int, plan_rate_hz: float = 10.0,
                 max_time_s: float | None = None, on_step: OnStep | None = None,
                 post_success_s: float = 0.5, stop_on_success: bool = True) -> EpisodeResult:
-    """Reset `env` with `seed`, run `expert` until success (+ `post_success_s`) or
-    `max_time_s` (default: DEFAULT_MAX_TIME_S of the env's task)."""
+    """Reset `env` with `seed` and run `expert` until the task has succeeded for
+    `post_success_s` without a break (with `stop_on_success`) or `max_time_s` passed
+    (default: DEFAULT_MAX_TIME_S of the env's task). Success is checked at the plan rate."""
     if not (math.isfinite(plan_rate_hz) and plan_rate_hz > 0):
         raise ValueError(f'plan_rate_hz must be > 0, got {plan_rate_hz}')
     dt = env.physics_dt_s
@@ -67,6 +69,7 @@ def run_episode(env: SimEnv, expert: Expert, seed: int, plan_rate_hz: float = 10
     expert.reset(env.task_state(), env.q())
     has_gripper = env.spec.gripper.width_max_m > 0
     first_success: float | None = None
+    success_since: float | None = None
     num_actions = rejected = 0
     success_now = False
     while env.time_s < limit - 1e-9:
@@ -91,14 +94,18 @@ def run_episode(env: SimEnv, expert: Expert, seed: int, plan_rate_hz: float = 10
         success_now = env.success()
         if success_now and first_success is None:
             first_success = env.time_s
-        if stop_on_success and first_success is not None and \
-                env.time_s >= first_success + post_success_s - 1e-9:
+        success_since = (success_since if success_now and success_since is not None else
+                         env.time_s if success_now else None)
+        if stop_on_success and success_since is not None and \
+                env.time_s >= success_since + post_success_s - 1e-9:
             break
     return EpisodeResult(
         seed=int(seed), success=first_success is not None, time_to_success_s=first_success,
         success_at_end=bool(success_now), duration_s=env.time_s,
         final_distance_m=float(env.task_state().distance_m), num_actions=num_actions,
-        rejected_actions=rejected, wall_s=time.perf_counter() - wall0)
+        rejected_actions=rejected,
+        expert_ik_error_m=float(getattr(expert, 'worst_ik_error_m', float('nan'))),
+        wall_s=time.perf_counter() - wall0)
 
 
 def evaluate_expert(robot: str | None, task: str, seeds: Sequence[int],
