@@ -7,14 +7,16 @@ optional gripper width. Recorded demonstrations therefore carry the same action 
 learned stack's output.
 
 How a plan is made: the expert keeps a phase (e.g. above the target, then at it) and, entering a
-phase, plans a path from where the last one ended: Cartesian straight lines of the tool point
-with a min-jerk time law and a fixed tool orientation (or position only), solved by batched IK
-(warm-started from the previous path point, the nearest solution kept), then slowed down so
-every joint stays below `velocity_fraction` of its spec velocity limit. Joint-space moves
-(min-jerk) bring the arm to the first Cartesian pose. Chunks are samples of that dense path
-(path tools in `vidplan_ros.sim.expert_paths`). Targets come from the task state (world frame =
-robot base frame); closed-loop parts (reach error correction, push steering and extra strokes)
-use the task state each call. `vidplan_ros.sim.rollout` runs an expert in the sim.
+phase, plans a path from where the last one ended: straight lines of the tool point with a
+fixed tool orientation (or position only), solved by batched IK (keyframes solved backwards
+from the goal, the line warm-started point by point so it stays on one IK branch, a little
+inside the spec's position margins), timed by a min-jerk law that slows down locally so every
+joint stays below `velocity_fraction` of its spec velocity limit (and `joint_speed_cap_rad_s`).
+Joint-space min-jerk moves bring the arm to the first Cartesian pose. Chunks are samples of
+that dense path (path tools in `vidplan_ros.sim.expert_paths`). Targets come from the task
+state (world frame = robot base frame); the closed-loop parts (a joint offset learned at rest
+against PD sag, push steering and extra strokes) use the state at every call.
+`vidplan_ros.sim.rollout` runs an expert in the sim.
 """
 
 from __future__ import annotations
@@ -102,6 +104,8 @@ class PhaseExpert:
     """
 
     phases: tuple[str, ...] = ('hold',)
+    OFFSET_TOL_RAD = 1e-3       # joint errors below this are not compensated
+    OFFSET_MAX_RAD = 0.3        # largest joint offset
 
     def __init__(self, spec: RobotSpec, cfg: ExpertConfig | None = None) -> None:
         self.spec = spec
@@ -192,9 +196,6 @@ class PhaseExpert:
         target = np.clip(now + gain * err, -self.OFFSET_MAX_RAD, self.OFFSET_MAX_RAD)
         self._offset_ramp = (now, target, float(t_s), max(duration_s, 1e-3))
         return True
-
-    OFFSET_TOL_RAD = 1e-3
-    OFFSET_MAX_RAD = 0.3
 
     # -- path helpers (spec joint order in and out) -------------------------------------------
 
