@@ -650,7 +650,7 @@ def _info(path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog='python -m vidplan_ros.data.bags',
+    parser = argparse.ArgumentParser(prog='vidplan bag',
                                      description='Show or recover rosbag2 (mcap) bags.')
     sub = parser.add_subparsers(dest='command', required=True)
     sub.add_parser('info', help='topics, counts and metadata').add_argument('bag')

@@ -325,7 +325,7 @@ def _collect_in_workers(cfg: CollectConfig, sim_cfg: Any, todo: list[int],
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Arguments of `vidplan collect` (fills `parser` when given, e.g. a CLI subparser)."""
     parser = parser or argparse.ArgumentParser(
-        prog='python -m vidplan_ros.data.collect',
+        prog='vidplan collect',
         description='Record scripted-expert episodes in the embedded sim as ROS 2 bags.')
     parser.add_argument('--robot', default='',
                         help='franka (franka_fr3) or g1 (unitree_g1); default: the task\'s')

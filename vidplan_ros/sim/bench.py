@@ -158,7 +158,7 @@ def to_markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(prog='vidplan bench sim', description=__doc__.split('\n')[0])
     parser.add_argument('--out', type=Path, help='write the result as JSON here')
     parser.add_argument('--backends', nargs='+', default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument('--sizes', nargs='+', type=int, default=list(SIZES))

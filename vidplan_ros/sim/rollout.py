@@ -152,7 +152,7 @@ def evaluate_expert(robot: str | None, task: str, seeds: Sequence[int],
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog='python -m vidplan_ros.sim.rollout',
+        prog='vidplan experts',
         description='Measure a scripted expert\'s success rate in the embedded sim.')
     p.add_argument('--task', required=True, choices=sorted(TASKS))
     p.add_argument('--robot', default=None,
