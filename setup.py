@@ -49,7 +49,7 @@ setup(
     ],
     extras_require={
         'sim': ['mujoco==4.0.0'],
-        'dev': ['pytest>=7', 'catkin_pkg>=1.0'],
+        'dev': ['pytest>=7', 'catkin_pkg>=1.0', 'ruff>=0.6'],
         'gpu': ['tensorrt>=10', 'onnxruntime-gpu>=1.17'],
     },
     zip_safe=True,

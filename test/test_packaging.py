@@ -40,9 +40,9 @@ def test_package_xml_is_ament_python_with_the_ros_dependencies():
 @pytest.mark.slow
 def test_wheel_installs_data_into_share_and_console_scripts(tmp_path):
     """What `colcon build` / `pip install .` put into share/vidplan_ros."""
-    proc = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation',
-                           '-q', '-w', str(tmp_path), str(REPO)], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps',
+                           '--no-build-isolation', '-q', '-w', str(tmp_path), str(REPO)],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     wheel = next(tmp_path.glob('vidplan_ros-*.whl'))
     names = zipfile.ZipFile(wheel).namelist()

@@ -21,7 +21,8 @@ def _robots(args: argparse.Namespace) -> int:
     if not args.robot:
         for name in available_robots():
             spec = load_robot_spec(name)
-            print(f'{name:16s} {spec.num_joints:2d} joints  {spec.interfaces.command_interface:20s}'
+            interface = spec.interfaces.command_interface
+            print(f'{name:16s} {spec.num_joints:2d} joints  {interface:20s}'
                   f' {spec.description.split(". ")[0]}')
         return 0
     spec = load_robot_spec(args.robot)

@@ -352,11 +352,11 @@ def test_curobo_ik_adapter():
 # The URDF reader
 # ---------------------------------------------------------------------------------------------
 
-_GOOD = '''<robot name="r">
+_GOOD = """<robot name="r">
   <link name="a"/><link name="b"/>
   <joint name="j" type="revolute"><parent link="a"/><child link="b"/>
     <axis xyz="0 0 2"/><limit lower="-1" upper="1" effort="1" velocity="1"/></joint>
-</robot>'''
+</robot>"""
 
 
 def test_parser_accepts_minimal_urdf_and_normalises_axis():
@@ -365,13 +365,13 @@ def test_parser_accepts_minimal_urdf_and_normalises_axis():
 
 
 def test_continuous_joint_chain():
-    text = '''<robot name="r">
+    text = """<robot name="r">
       <link name="a"/><link name="b"/><link name="c"/>
       <joint name="j" type="continuous"><parent link="a"/><child link="b"/>
         <origin xyz="0 0 0.5"/><axis xyz="0 0 1"/></joint>
       <joint name="k" type="fixed"><parent link="b"/><child link="c"/>
         <origin xyz="1 0 0"/></joint>
-    </robot>'''
+    </robot>"""
     chain = KinematicChain.from_urdf(text, 'a', 'c')
     assert math.isinf(chain.lower[0]) and chain.lower[0] < 0
     q = chain.sample(50, torch.Generator().manual_seed(0))

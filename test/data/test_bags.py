@@ -139,7 +139,7 @@ def test_reader_errors_name_the_problem(bag, tmp_path):
         with pytest.raises(BagError, match=r"has no topics \['/nope'\]"):
             list(reader.messages(['/nope']))
     with pytest.raises(BagError, match='not open'):
-        BagReader(bag).topics
+        _ = BagReader(bag).topics
 
 
 def test_writer_refuses_bad_input(tmp_path, bag):

@@ -42,7 +42,8 @@ def test_arm_sdk_weight_blends_and_is_clamped(weight, expect):
     ll.on_frame('arm_sdk', frame(q=0.4, kp=80.0, mode=0, weight=weight), 0.0)
     c = ll.command(0.01)
     assert ll.arm_sdk_weight(0.01) == expect
-    np.testing.assert_allclose(c.q_des, expect * 0.4 + (1 - expect) * np.array(SPEC.ready_pose_rad))
+    ready = np.array(SPEC.ready_pose_rad)
+    np.testing.assert_allclose(c.q_des, expect * 0.4 + (1 - expect) * ready)
     np.testing.assert_allclose(c.kp, expect * 80.0 + (1 - expect) * np.array(SPEC.kp))
 
 

@@ -114,7 +114,7 @@ def test_sim_time_drives_clock_and_timers():
     Clock = node.msg_type('rosgraph_msgs/msg/Clock')
     for step in range(0, 51):  # 0 .. 5 s of sim time in 0.1 s steps, as fast as possible
         pub.publish(Clock(clock=clock_node.stamp(step * 100_000_000)))
-        spin_until([node], lambda: node.now_ns() == step * 100_000_000)
+        spin_until([node], lambda s=step: node.now_ns() == s * 100_000_000)
     assert node.now_ns() == 5_000_000_000
     assert ticks == [k * 1_000_000_000 for k in range(1, 6)]  # on sim time, not wall time
 

@@ -51,7 +51,7 @@ def read_params_file(path: str | Path, node_name: str | None = None) -> dict[str
         return {}
     if not isinstance(doc, dict):
         raise ConfigError(str(path), '<top level>', type(doc).__name__,
-                          "a map of node names to {ros__parameters: {...}}")
+                          'a map of node names to {ros__parameters: {...}}')
     merged: dict[str, Any] = {}
     names = {node_name, f'/{node_name}'} if node_name else None
     for section in sorted(doc, key=lambda s: s not in _WILDCARDS):  # wildcards first

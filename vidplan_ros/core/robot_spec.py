@@ -70,7 +70,7 @@ class GripperSpec:
 
 @dataclass(frozen=True)
 class UnitreeSpec:
-    """Unitree low-level (`unitree_hg` LowCmd) layout, for robots driven over /lowcmd or /arm_sdk."""
+    """Unitree low-level (`unitree_hg` LowCmd) layout, for robots on /lowcmd or /arm_sdk."""
 
     motor_indices: tuple[int, ...] = ()
     arm_sdk_weight_slot: int = 29

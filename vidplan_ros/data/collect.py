@@ -328,7 +328,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         prog='vidplan collect',
         description='Record scripted-expert episodes in the embedded sim as ROS 2 bags.')
     parser.add_argument('--robot', default='',
-                        help='franka (franka_fr3) or g1 (unitree_g1); default: the task\'s')
+                        help="franka (franka_fr3) or g1 (unitree_g1); default: the task's")
     parser.add_argument('--task', required=True,
                         help='sim task, short (push, reach) or full (franka/push, g1/reach)')
     parser.add_argument('--episodes', type=int, required=True, help='number of episodes')
@@ -341,7 +341,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument('--plan-rate-hz', type=float, default=10.0,
                         help='expert (and recording) rate')
     parser.add_argument('--max-time-s', type=float, default=None,
-                        help='episode time limit (default: the task\'s)')
+                        help="episode time limit (default: the task's)")
     parser.add_argument('--domain-randomization', action='store_true',
                         help='randomise lights, colours and camera poses per episode')
     parser.add_argument('--overwrite', action='store_true',

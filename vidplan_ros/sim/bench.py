@@ -55,7 +55,7 @@ def bench_physics(steps: int = 2000, repeats: int = 3) -> dict[str, dict[str, fl
 
             def env_steps() -> None:
                 for k in range(steps):
-                    env.set_joint_command(q0 + 0.1 * np.sin(2e-3 * k))
+                    env.set_joint_command(q0 + 0.1 * np.sin(2e-3 * k))  # noqa: B023
                     env.step()
 
             env_rate = steps / _best_time(env_steps, repeats)
@@ -81,7 +81,7 @@ def bench_render(sizes: tuple[int, ...] = SIZES, frames: int = 60, repeats: int 
                     for _ in range(5):           # context creation, first uploads
                         env.render(camera)
                     rate = frames / _best_time(
-                        lambda: [env.render(camera) for _ in range(frames)], repeats)
+                        lambda c=camera: [env.render(c) for _ in range(frames)], repeats)
                     per_camera.setdefault(camera, {})[f'{size}x{size}'] = round(rate, 1)
         out[robot] = per_camera
     return out

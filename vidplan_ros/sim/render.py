@@ -44,14 +44,14 @@ GL_BACKENDS = ('egl', 'osmesa')
 PROBE_TIMEOUT_S = 30.0
 
 # Creates a GL context and a MuJoCo render context; exit status 0 means the backend works.
-_PROBE_CODE = '''
+_PROBE_CODE = """
 import mujoco
 ctx = mujoco.GLContext(16, 16)
 ctx.make_current()
 model = mujoco.MjModel.from_xml_string('<mujoco/>')
 mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100).free()
 ctx.free()
-'''
+"""
 
 
 def probe_gl_backend(backend: str, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:

@@ -153,10 +153,10 @@ def evaluate_expert(robot: str | None, task: str, seeds: Sequence[int],
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog='vidplan experts',
-        description='Measure a scripted expert\'s success rate in the embedded sim.')
+        description="Measure a scripted expert's success rate in the embedded sim.")
     p.add_argument('--task', required=True, choices=sorted(TASKS))
     p.add_argument('--robot', default=None,
-                   help='robot spec name (default: the task\'s robot)')
+                   help="robot spec name (default: the task's robot)")
     p.add_argument('--episodes', type=int, default=100)
     p.add_argument('--seed-start', type=int, default=0, help='seeds are seed-start + 0..N-1')
     p.add_argument('--plan-rate-hz', type=float, default=10.0)

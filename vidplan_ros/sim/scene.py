@@ -132,7 +132,7 @@ def scene_path(robot: str) -> Path:
 
 
 def look_at_quat(pos: np.ndarray, target: np.ndarray,
-                 up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> np.ndarray:
+                 up: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> np.ndarray:
     """(4,) wxyz quaternion of a MuJoCo camera at `pos` looking at `target` (image up ~ `up`)."""
     forward = np.asarray(target, float) - np.asarray(pos, float)
     forward /= np.linalg.norm(forward)

@@ -236,7 +236,7 @@ class DdsNode(Node):
                     self._logger.warning(
                         f'{sub.topic}: dropped a malformed {sub.msg_cls.__name__} sample '
                         f'({len(data)} bytes, {type(exc).__name__}: {exc}); '
-                        f'{sub.malformed} dropped so far. Check the publisher\'s message type.',
+                        f"{sub.malformed} dropped so far. Check the publisher's message type.",
                         throttle_s=1.0)
                     continue
                 self._call(sub.callback, msg, where=sub.topic)
