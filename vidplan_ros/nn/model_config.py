@@ -1,0 +1,126 @@
+"""Config of one model set (autoencoder, latent video planner, world model, inverse dynamics).
+
+Every tensor size comes from here. Shapes, with V views, S image size, C latent channels,
+h = w = latent size, n joints (proprio = action dim), H horizon::
+
+    image  (B, V, 3, S, S) float in [0, 1]    latent z (B, V, C, h, w), normalised per channel
+    q      (B, n) normalised proprio           a (B, n) normalised action (delta q, rad / std)
+    plan   (B, H, V, C, h, w) future latents z_{t+1..t+H}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vidplan_ros.core.config import require, require_positive
+from vidplan_ros.data.dataset import DatasetConfig
+
+__all__ = ['AutoencoderConfig', 'InverseDynamicsConfig', 'ModelConfig', 'PlannerConfig',
+           'TrainConfig', 'WorldModelConfig']
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """Per-view conv autoencoder (weights shared across views), stride 2 per level."""
+
+    channels: tuple[int, ...] = (16, 32, 64)   # one stride-2 level each: S / 2**len = h
+    latent_channels: int = 8
+
+    def __post_init__(self) -> None:
+        require_positive(self, 'channels', 'latent_channels')
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Rectified-flow transformer over H per-frame tokens, cross-attending to the context."""
+
+    horizon: int = 8
+    d_model: int = 128
+    layers: int = 3
+    heads: int = 4
+    sample_steps: int = 8         # K Euler steps
+
+    def __post_init__(self) -> None:
+        require_positive(self, 'horizon', 'd_model', 'layers', 'heads', 'sample_steps')
+        require(self.d_model % self.heads == 0, 'd_model', self.d_model,
+                'a multiple of heads')
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    """Conv residual net on the stacked views, FiLM from (q, a); predicts dz and dq."""
+
+    hidden: int = 64
+    blocks: int = 3
+
+    def __post_init__(self) -> None:
+        require_positive(self, 'hidden', 'blocks')
+
+
+@dataclass(frozen=True)
+class InverseDynamicsConfig:
+    hidden: int = 64
+
+    def __post_init__(self) -> None:
+        require_positive(self, 'hidden')
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    heldout_fraction: float = 0.1
+    ae_steps: int = 1500
+    ae_batch: int = 32
+    ae_lr: float = 2e-3
+    dyn_steps: int = 3000         # planner, world model, inverse dynamics (on latents)
+    dyn_batch: int = 64
+    dyn_lr: float = 1e-3
+    wm_rollout: int = 3           # world-model training: k-step open-loop loss
+    checkpoint_every: int = 500
+    threads: int = 2
+    heldout_windows: int = 6      # windows saved to heldout.npz for the reproduction test
+
+    def __post_init__(self) -> None:
+        require(0 < self.heldout_fraction < 1, 'heldout_fraction', self.heldout_fraction,
+                'a fraction in (0, 1)')
+        require(self.ae_steps >= 0 and self.dyn_steps >= 0, 'ae_steps',
+                (self.ae_steps, self.dyn_steps), 'step counts >= 0')
+        require_positive(self, 'ae_batch', 'ae_lr', 'dyn_batch', 'dyn_lr', 'wm_rollout',
+                         'checkpoint_every', 'threads', 'heldout_windows')
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One model set for one robot and task."""
+
+    name: str = 'franka_reach'
+    task: str = 'franka/reach'
+    action_dim: int = 7           # = proprio dim (arm joints of the robot spec)
+    views: int = 2
+    image_size: int = 64
+    data: DatasetConfig = field(default_factory=DatasetConfig)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    inverse_dynamics: InverseDynamicsConfig = field(default_factory=InverseDynamicsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        require_positive(self, 'action_dim', 'views', 'image_size')
+        require(self.views == len(self.data.cameras), 'views', self.views,
+                f'the number of data.cameras ({len(self.data.cameras)})')
+        require(self.image_size == self.data.image_size, 'image_size', self.image_size,
+                f'data.image_size ({self.data.image_size})')
+        levels = len(self.autoencoder.channels)
+        require(self.image_size % (2 ** levels) == 0, 'image_size', self.image_size,
+                f'divisible by 2**len(autoencoder.channels) = {2 ** levels}')
+
+    @property
+    def latent_size(self) -> int:
+        return self.image_size // (2 ** len(self.autoencoder.channels))
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int, int]:
+        """(V, C, h, w) of one frame's latent."""
+        s = self.latent_size
+        return (self.views, self.autoencoder.latent_channels, s, s)
