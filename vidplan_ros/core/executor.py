@@ -1,0 +1,406 @@
+"""MPC executor core (ROS-free): grounded plans in, one safe joint command per control period out.
+
+Receding horizon: the freshest valid :class:`GroundedPlan` is timed from the stamp of the
+observation it was made from (``t = stamp_s + times_from_stamp_s``); points already in the past are
+dropped and the rest is spliced onto the command being executed (position and velocity blended
+in over ``splice_blend_s``), so the reference never jumps. A cascaded tracking law turns the
+reference into a desired acceleration and :class:`~vidplan_ros.core.limits.SafetyFilter` makes it
+a command whose backward differences are inside the position / velocity / acceleration / jerk
+limits, always (see ``limits.py``). A stale observation, a stale plan or an e-stop brings the robot
+to rest along the filter's certified stopping plans; a plan the world model could not make
+feasible (dynamics residual above threshold) is rejected, keeping the current one.
+
+One clock: plan stamps, observation stamps and ``now_s`` must come from the same clock.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from vidplan_ros.core.config import require, require_positive
+from vidplan_ros.core.limits import JointLimits, SafetyFilter, joint_limits_from_spec
+from vidplan_ros.core.robot_spec import RobotSpec
+
+MODES = ('idle', 'track', 'hold', 'decelerate', 'estop')
+_MIN_DT_S = 1e-6          # plan points closer in time than this are rejected
+
+
+@dataclass(frozen=True, eq=False)
+class GroundedPlan:
+    """A timed joint plan from grounding; arrays in the robot spec's joint order."""
+
+    stamp_s: float                        # stamp of the observation the plan was made from
+    times_from_stamp_s: np.ndarray        # (H,) strictly increasing
+    positions_rad: np.ndarray             # (H, n)
+    velocities_rad_s: np.ndarray | None   # (H, n) or None (then estimated from positions)
+    dynamics_residual: float
+    alignment: float
+    source: str = ''
+
+
+@dataclass(frozen=True)
+class PlanDecision:
+    accepted: bool
+    reason: str
+
+
+@dataclass(frozen=True, eq=False)
+class Command:
+    """One control period's command; `mode` is one of MODES ('idle': send nothing)."""
+
+    q_rad: np.ndarray          # (n,)
+    dq_rad_s: np.ndarray       # (n,)
+    ddq_rad_s2: np.ndarray     # (n,)
+    mode: str
+    reason: str
+    stamp_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Executor parameters (config/executor.yaml). Scales are fractions of the robot's limits."""
+
+    control_dt_s: float = 0.002
+    velocity_scale: float = 0.5
+    acceleration_scale: float = 0.5
+    jerk_scale: float = 0.5
+    position_margin_rad: float = -1.0     # < 0: the robot spec's (ROS parameters cannot be null)
+    stale_plan_s: float = 0.5             # plan older than this (from its stamp) -> stop
+    stale_observation_s: float = 0.1
+    max_future_stamp_s: float = 0.05      # stamps further ahead of now: clock mismatch
+    max_dynamics_residual: float = 0.1
+    min_alignment: float = -1.0           # cosine alignment gate; -1 = off
+    max_start_deviation_rad: float = 0.2
+    max_splice_velocity_change_rad_s: float = 1.0
+    splice_blend_s: float = 0.1
+    tracking_time_constant_s: float = 0.05
+    max_plan_points: int = 10000
+    max_plan_horizon_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        require_positive(self, 'control_dt_s', 'stale_plan_s', 'stale_observation_s',
+                         'max_future_stamp_s', 'max_dynamics_residual', 'max_start_deviation_rad',
+                         'max_splice_velocity_change_rad_s', 'splice_blend_s',
+                         'tracking_time_constant_s', 'max_plan_horizon_s')
+        for name in ('velocity_scale', 'acceleration_scale', 'jerk_scale'):
+            value = getattr(self, name)
+            require(0 < value <= 1, name, value, 'a fraction of the robot limit in (0, 1]')
+        require(np.isfinite(self.position_margin_rad), 'position_margin_rad',
+                self.position_margin_rad, 'a finite margin (< 0: use the robot spec margin)')
+        require(-1 <= self.min_alignment <= 1, 'min_alignment', self.min_alignment,
+                'a cosine in [-1, 1]')
+        require(self.max_plan_points >= 1, 'max_plan_points', self.max_plan_points, '>= 1')
+
+
+class _Reference:
+    """A plan anchored in absolute time, cubic Hermite between points, blended from the splice."""
+
+    def __init__(self, times_s: np.ndarray, pos: np.ndarray, vel: np.ndarray, stamp_s: float,
+                 t0_s: float, dq: np.ndarray, dv: np.ndarray, blend_s: float) -> None:
+        self.times_s, self.pos, self.vel, self.stamp_s = times_s, pos, vel, stamp_s
+        self.t0_s, self.dq, self.dv, self.blend_s = t0_s, dq, dv, blend_s
+
+    @property
+    def end_s(self) -> float:
+        return float(self.times_s[-1])
+
+    def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        r, dr, ddr = _hermite(self.times_s, self.pos, self.vel, t)
+        s = (t - self.t0_s) / self.blend_s
+        if 0.0 <= s < 1.0:
+            T = self.blend_s
+            r = r + self.dq * (2 * s**3 - 3 * s**2 + 1) + self.dv * T * (s**3 - 2 * s**2 + s)
+            dr = dr + self.dq * (6 * s**2 - 6 * s) / T + self.dv * (3 * s**2 - 4 * s + 1)
+            ddr = ddr + self.dq * (12 * s - 6) / T**2 + self.dv * (6 * s - 4) / T
+        return r, dr, ddr
+
+
+def _hermite(times: np.ndarray, pos: np.ndarray, vel: np.ndarray, t: float
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Position, velocity, acceleration at `t` (held at the ends, at rest after the last)."""
+    zero = np.zeros(pos.shape[1])
+    if t >= times[-1]:
+        return pos[-1], zero, zero
+    if t <= times[0]:
+        return pos[0], vel[0], zero
+    i = int(np.searchsorted(times, t, side='right')) - 1
+    T = times[i + 1] - times[i]
+    s = (t - times[i]) / T
+    p0, p1, m0, m1 = pos[i], pos[i + 1], vel[i] * T, vel[i + 1] * T
+    r = (2 * s**3 - 3 * s**2 + 1) * p0 + (s**3 - 2 * s**2 + s) * m0 \
+        + (-2 * s**3 + 3 * s**2) * p1 + (s**3 - s**2) * m1
+    dr = ((6 * s**2 - 6 * s) * p0 + (3 * s**2 - 4 * s + 1) * m0 + (-6 * s**2 + 6 * s) * p1
+          + (3 * s**2 - 2 * s) * m1) / T
+    ddr = ((12 * s - 6) * p0 + (6 * s - 4) * m0 + (6 - 12 * s) * p1 + (6 * s - 2) * m1) / T**2
+    return r, dr, ddr
+
+
+class Executor:
+    """Receding-horizon executor for one robot. Call `step(now_s)` once per control period."""
+
+    def __init__(self, spec: RobotSpec, cfg: ExecutorConfig | None = None) -> None:
+        self.spec, self.cfg = spec, cfg or ExecutorConfig()
+        margin = None if self.cfg.position_margin_rad < 0 else self.cfg.position_margin_rad
+        self.limits: JointLimits = joint_limits_from_spec(
+            spec, self.cfg.control_dt_s, self.cfg.velocity_scale, self.cfg.acceleration_scale,
+            self.cfg.jerk_scale, margin)
+        self._n = spec.num_joints
+        self._tau_p = self.cfg.tracking_time_constant_s
+        self._tau_v = max(self._tau_p / 4.0, 2.0 * self.cfg.control_dt_s)
+        self._counts: Counter[str] = Counter()
+        self._rejected: Counter[str] = Counter()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the command state and plan; the next observation restarts at rest."""
+        self._filter: SafetyFilter | None = None
+        self._ref: _Reference | None = None
+        self._obs_stamp_s = -np.inf
+        self._now_s = -np.inf
+        self._cmd_time_s = -np.inf
+        self._first_pending = False
+        self._estop = self._estop_latched = False
+        self._stop_reason = 'no_plan'
+
+    # --- inputs -------------------------------------------------------------------------
+
+    def on_state(self, q_rad: np.ndarray, dq_rad_s: np.ndarray | None, stamp_s: float) -> bool:
+        """A measured joint state (spec order). Returns False (and ignores it) if invalid."""
+        try:
+            q = np.asarray(q_rad, dtype=float).reshape(-1)
+            dq = None if dq_rad_s is None else np.asarray(dq_rad_s, dtype=float).reshape(-1)
+            stamp = float(stamp_s)
+        except (TypeError, ValueError):
+            return self._bad_state('malformed')
+        if q.shape != (self._n,) or (dq is not None and dq.shape != (self._n,)):
+            return self._bad_state('malformed')
+        if not (np.all(np.isfinite(q)) and np.isfinite(stamp)
+                and (dq is None or np.all(np.isfinite(dq)))):
+            return self._bad_state('non_finite')
+        if stamp < self._obs_stamp_s:
+            return self._bad_state('out_of_order')
+        self._obs_stamp_s = stamp
+        if self._filter is None:   # first command = measured q, at rest
+            self._filter = SafetyFilter(self.limits, q)
+            self._cmd_time_s = stamp
+            self._first_pending = True
+        self._counts['observations'] += 1
+        return True
+
+    def _bad_state(self, reason: str) -> bool:
+        self._counts[f'observation_{reason}'] += 1
+        return False
+
+    def set_estop(self, active: bool) -> None:
+        """Latched: decelerate to rest; no plan runs until released and a new plan arrives."""
+        if active and not self._estop:
+            self._counts['estops'] += 1
+            self._drop_plan('estop')
+        self._estop = bool(active)
+        self._estop_latched = self._estop_latched or self._estop
+        if not active and self._estop_latched:
+            self._stop_reason = 'estop_released'
+
+    def on_plan(self, plan: GroundedPlan) -> PlanDecision:
+        """Validate `plan` and splice it onto the current command, or reject it (keeping the
+        current plan) with the reason."""
+        reason = self._check(plan)
+        if reason:
+            self._rejected[reason] += 1
+            return PlanDecision(False, reason)
+        self._counts['accepted'] += 1
+        return PlanDecision(True, 'accepted')
+
+    def _check(self, plan: GroundedPlan) -> str:  # noqa: C901 - a flat list of rejections
+        cfg, n = self.cfg, self._n
+        try:
+            times = np.asarray(plan.times_from_stamp_s, dtype=float)
+            pos = np.asarray(plan.positions_rad, dtype=float)
+            vel = None if plan.velocities_rad_s is None else np.asarray(plan.velocities_rad_s,
+                                                                        dtype=float)
+            stamp, residual = float(plan.stamp_s), float(plan.dynamics_residual)
+            alignment = float(plan.alignment)
+        except (TypeError, ValueError, AttributeError):
+            return 'malformed'
+        if (times.ndim != 1 or not 1 <= len(times) <= cfg.max_plan_points
+                or pos.shape != (len(times), n) or (vel is not None and vel.shape != pos.shape)):
+            return 'malformed'
+        if not (np.isfinite(stamp) and np.isfinite(residual) and np.isfinite(alignment)
+                and np.all(np.isfinite(times)) and np.all(np.isfinite(pos))
+                and (vel is None or np.all(np.isfinite(vel)))):
+            return 'non_finite'
+        if np.any(np.diff(times) < _MIN_DT_S):
+            return 'times_not_increasing'
+        if times[-1] - min(times[0], 0.0) > cfg.max_plan_horizon_s:
+            return 'horizon_too_long'
+        if self._estop:
+            return 'estop'
+        if self._filter is None:
+            return 'no_state'
+        now = max(self._now_s, self._obs_stamp_s)
+        if stamp > now + cfg.max_future_stamp_s:
+            return 'future_stamp'
+        if now - stamp > cfg.stale_plan_s:
+            return 'stale'
+        if residual > cfg.max_dynamics_residual:
+            return 'dynamics_residual'
+        if alignment < cfg.min_alignment:
+            return 'alignment'
+        lo, hi = np.array(self.spec.position_min_rad), np.array(self.spec.position_max_rad)
+        if np.any(pos < lo) or np.any(pos > hi):
+            return 'out_of_limits'
+        t_abs = stamp + times
+        t0 = self._cmd_time_s
+        future = np.flatnonzero(t_abs > t0)
+        if not future.size:
+            return 'expired'
+        if vel is None:
+            vel = np.gradient(pos, times, axis=0) if len(times) > 1 else np.zeros_like(pos)
+        q = self._filter.q
+        # Splice onto what is being executed: the current reference, else the command itself.
+        a_q, a_v = (self._filter.q, self._filter.v) if self._ref is None else \
+            self._ref.sample(t0)[:2]
+        i = int(future[0])
+        if i > 0 or t_abs[0] - t0 < _MIN_DT_S:   # the plan covers now: blend from it
+            p_at, v_at, _ = _hermite(t_abs, pos, vel, t0)
+            if np.max(np.abs(p_at - q)) > cfg.max_start_deviation_rad:
+                return 'start_deviation'
+            if np.max(np.abs(v_at - a_v)) > cfg.max_splice_velocity_change_rad_s:
+                return 'splice_velocity'
+            i = int(np.searchsorted(t_abs, t0 + _MIN_DT_S, side='right'))
+            start, dq, dv = (p_at, v_at), a_q - p_at, a_v - v_at
+        else:                                   # the plan starts later: lead in from here
+            if np.max(np.abs(pos[0] - q)) > cfg.max_start_deviation_rad:
+                return 'start_deviation'
+            start, dq, dv = (a_q, a_v), np.zeros(n), np.zeros(n)
+        times_s = np.concatenate([[t0], t_abs[i:]])
+        pts = np.concatenate([start[0][None], pos[i:]])
+        vls = np.concatenate([start[1][None], vel[i:]])
+        self._counts['points_dropped'] += i
+        self._counts['splices'] += int(self._ref is not None)
+        self._ref = _Reference(times_s, pts, vls, stamp, t0, dq, dv, cfg.splice_blend_s)
+        self._estop_latched = False
+        return ''
+
+    def _drop_plan(self, reason: str) -> None:
+        if self._ref is not None:
+            self._counts[f'plans_dropped_{reason}'] += 1
+        self._ref = None
+        self._stop_reason = reason
+
+    # --- output -------------------------------------------------------------------------
+
+    def step(self, now_s: float) -> Command:
+        """The command for time `now_s` (one control period after the previous one)."""
+        f = self._filter
+        if f is None:
+            return Command(np.array(self.spec.ready_pose_rad), np.zeros(self._n),
+                           np.zeros(self._n), 'idle', 'no_observation', float(now_s))
+        finite = bool(np.isfinite(now_s))
+        now = float(now_s) if finite else self._cmd_time_s + self.cfg.control_dt_s
+        bad_clock = not finite or now < self._now_s
+        self._now_s = max(self._now_s, now)
+        if self._first_pending:
+            self._first_pending = False
+            return self._emit('hold', 'start', now)
+        mode, reason = self._decide(now, bad_clock)
+        q_prev, v_prev, a_prev = f.q, f.v, f.a
+        tracking = mode == 'track'
+        if tracking:
+            f.step(self._tracking(now))
+        else:
+            f.brake()
+        if not (np.all(np.isfinite(f.q)) and np.all(np.isfinite(f.v))
+                and np.all(np.isfinite(f.a))):   # cannot happen; never let it out
+            self._counts['nonfinite_fallback'] += 1
+            f.q, f.v, f.a = q_prev, v_prev, a_prev
+            self._drop_plan('nonfinite')
+            return self._emit('hold', 'nonfinite', now)
+        if not tracking:
+            mode = 'estop' if self._estop else 'hold' if f.at_rest else 'decelerate'
+        elif reason == 'plan_end':
+            mode = 'hold'
+        return self._emit(mode, reason, now)
+
+    def _decide(self, now: float, bad_clock: bool) -> tuple[str, str]:
+        cfg = self.cfg
+        obs_age = now - self._obs_stamp_s
+        cause = ('estop' if self._estop else
+                 'bad_clock' if bad_clock else
+                 'stale_observation' if obs_age > cfg.stale_observation_s else
+                 'clock_mismatch' if obs_age < -cfg.max_future_stamp_s else '')
+        ref = self._ref
+        if not cause and ref is not None:
+            age = now - ref.stamp_s
+            cause = ('stale_plan' if age > cfg.stale_plan_s else
+                     'clock_mismatch' if age < -cfg.max_future_stamp_s else '')
+        if cause:
+            self._drop_plan(cause)
+            return 'decelerate', cause
+        if ref is None:
+            return 'hold', self._stop_reason
+        return 'track', 'plan_end' if now >= ref.end_s else 'tracking'
+
+    def _tracking(self, now: float) -> np.ndarray:
+        """Desired acceleration: reference feed-forward plus a cascaded P (position) / P
+        (velocity) loop with sqrt-shaped approach so the limits rarely have to intervene."""
+        assert self._ref is not None and self._filter is not None
+        lim, f = self.limits, self._filter
+        r, dr, ddr = self._ref.sample(now)
+        amax, jmax = lim.acceleration_max_rad_s2, lim.jerk_max_rad_s3
+        r_c = np.clip(r, lim.position_min_rad, lim.position_max_rad)
+        self._counts['clamp_position'] += int(np.any(r_c != r))
+        e = r_c - (f.q + f.v * self.cfg.control_dt_s)   # vs where the command is heading
+        v_star = dr + np.sign(e) * np.minimum(np.abs(e) / self._tau_p, np.sqrt(amax * np.abs(e)))
+        vlo, vhi = lim.velocity_bounds(f.q)
+        v_c = np.clip(v_star, vlo, vhi)
+        self._counts['clamp_velocity'] += int(np.any(v_c != v_star))
+        ev = v_c - f.v
+        cap = np.sqrt(jmax * np.abs(ev))
+        a_fb = np.clip(ev / self._tau_v, -cap, cap)
+        return np.clip(np.clip(ddr, -amax, amax) + a_fb, -amax, amax)
+
+    def _emit(self, mode: str, reason: str, now: float) -> Command:
+        f = self._filter
+        assert f is not None
+        self._cmd_time_s = now
+        self._counts[f'mode_{mode}'] += 1
+        return Command(f.q.copy(), f.v.copy(), f.a.copy(), mode, reason, now)
+
+    def preview(self, now_s: float, horizon_s: float, dt_s: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The commands of the next `horizon_s` if nothing changes, every `dt_s` (rounded to a
+        whole number of control periods, so their differences stay within the limits).
+
+        Returns times (T,) (absolute, from now_s + dt_s), q (T, n), dq (T, n).
+        """
+        h = self.cfg.control_dt_s
+        every = max(1, int(round(dt_s / h))) if np.isfinite(dt_s) and dt_s > 0 else 1
+        count = int(horizon_s / (every * h)) if np.isfinite(horizon_s) and horizon_s > 0 else 0
+        sim = copy.deepcopy(self, {id(self.spec): self.spec, id(self.cfg): self.cfg,
+                                   id(self.limits): self.limits})
+        times, qs, dqs = [], [], []
+        for k in range(1, count * every + 1):
+            cmd = sim.step(now_s + k * h)
+            if k % every == 0:
+                times.append(now_s + k * h)
+                qs.append(cmd.q_rad)
+                dqs.append(cmd.dq_rad_s)
+        shape = (len(times), self._n)
+        return (np.array(times), np.array(qs).reshape(shape), np.array(dqs).reshape(shape))
+
+    def status(self) -> dict[str, object]:
+        """Counters: accepted, rejected by reason, clamps per limit, splices, modes, ..."""
+        f = self._filter
+        clamps = {'position': self._counts['clamp_position'],
+                  'velocity': self._counts['clamp_velocity']}
+        if f is not None:
+            clamps.update(f.clamps)
+        counts = {k: v for k, v in self._counts.items() if not k.startswith('clamp_')}
+        return {'accepted': self._counts['accepted'], 'rejected': dict(self._rejected),
+                'clamps': clamps, 'splices': self._counts['splices'],
+                'estop': self._estop, 'has_plan': self._ref is not None, 'counts': counts}

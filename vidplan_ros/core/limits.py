@@ -1,0 +1,352 @@
+"""Joint limits as the robot's controller checks them, and the executor's jerk-limited filter.
+
+The controller (Franka FCI; the G1 checks are analogous) differentiates the commanded positions by
+backward differences at the control period and rejects any position, velocity, acceleration or
+jerk beyond its limits. The filter integrates ``a_k = a_{k-1} + j_k dt, v_k = v_{k-1} + a_k dt,
+q_k = q_{k-1} + v_k dt``, so those backward differences are exactly its own ``(v, a, j)``.
+
+Guarantee (per joint; the limits are boxes, so joints are independent): every joint always holds a
+*certified stopping plan*, a sequence of accelerations that brings it to rest (v = a = 0) while
+position, velocity (with the FR3 position-dependent bound) and acceleration stay inside the limits
+and every step is within the jerk limit. Each tick the desired acceleration is clipped to the jerk
+and acceleration box; it is taken only if the state it leads to again has a certified stopping plan
+(checked by a closed-form sufficient test, else by simulating the plan exactly). Otherwise the
+joint follows its certified plan, whose tail stays certified. By induction no tick can leave the
+limits, from the first command (measured q at rest) on. Internally the limits are tightened by
+1e-6 (relative) so float rounding in the caller's backward differences never shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from vidplan_ros.core.errors import VidplanError
+from vidplan_ros.core.robot_spec import RobotSpec
+
+_TIGHTEN = 1.0 - 1e-6
+_TIGHTEN_RAD = 1e-9
+_INTERVALS = 12       # of the stopping distance, for the position-dependent velocity test
+_BLENDS = (0.5, 0.25)  # fractions of the way from the stopping plan to a rejected candidate
+
+
+def _empty() -> np.ndarray:
+    return np.zeros(0)
+
+
+@dataclass(frozen=True, eq=False)
+class JointLimits:
+    """Limits a command stream must meet by backward differences at `dt_s`; arrays are (n,)."""
+
+    dt_s: float
+    position_min_rad: np.ndarray        # the robot's limit plus the margin
+    position_max_rad: np.ndarray
+    velocity_max_rad_s: np.ndarray      # scaled
+    acceleration_max_rad_s2: np.ndarray
+    jerk_max_rad_s3: np.ndarray
+    velocity_scale: float = 1.0
+    # Franka FR3 position-dependent velocity bound (empty = none), on the robot's own limits:
+    # v <= scale * min(v_max, max(0, -offset + sqrt(2 dec (q_max - q)))), mirrored below.
+    velocity_offset_rad_s: np.ndarray = field(default_factory=_empty)
+    deceleration_max_rad_s2: np.ndarray = field(default_factory=_empty)
+    hard_position_min_rad: np.ndarray = field(default_factory=_empty)
+    hard_position_max_rad: np.ndarray = field(default_factory=_empty)
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.position_min_rad)
+
+    @property
+    def position_dependent(self) -> bool:
+        return len(self.velocity_offset_rad_s) > 0
+
+    def velocity_bounds(self, q_rad: np.ndarray, cols: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest allowed velocity at positions `q_rad (..., m)` of joints `cols`."""
+        sel = slice(None) if cols is None else cols
+        vmax = self.velocity_max_rad_s[sel]
+        if not self.position_dependent:
+            hi = np.broadcast_to(vmax, np.shape(q_rad))
+            return -hi, hi
+        off, dec = self.velocity_offset_rad_s[sel], self.deceleration_max_rad_s2[sel]
+        s = self.velocity_scale
+        room_hi = np.maximum(0.0, 2.0 * dec * (self.hard_position_max_rad[sel] - q_rad))
+        room_lo = np.maximum(0.0, 2.0 * dec * (q_rad - self.hard_position_min_rad[sel]))
+        hi = np.minimum(vmax, s * np.maximum(0.0, np.sqrt(room_hi) - off))
+        lo = np.maximum(-vmax, -s * np.maximum(0.0, np.sqrt(room_lo) - off))
+        return lo, hi
+
+    def tightened(self) -> JointLimits:
+        """These limits pulled in by float-rounding headroom (what the filter enforces)."""
+        return replace(self, position_min_rad=self.position_min_rad + _TIGHTEN_RAD,
+                       position_max_rad=self.position_max_rad - _TIGHTEN_RAD,
+                       velocity_max_rad_s=self.velocity_max_rad_s * _TIGHTEN,
+                       acceleration_max_rad_s2=self.acceleration_max_rad_s2 * _TIGHTEN,
+                       jerk_max_rad_s3=self.jerk_max_rad_s3 * _TIGHTEN,
+                       velocity_scale=self.velocity_scale * _TIGHTEN)
+
+
+def joint_limits_from_spec(spec: RobotSpec, dt_s: float, velocity_scale: float = 1.0,
+                           acceleration_scale: float = 1.0, jerk_scale: float = 1.0,
+                           position_margin_rad: float | None = None) -> JointLimits:
+    """The robot's limits scaled by the given fractions, positions pulled in by the margin."""
+    margin = spec.position_margin_rad if position_margin_rad is None else position_margin_rad
+    lo, hi = np.array(spec.position_min_rad), np.array(spec.position_max_rad)
+    if not (margin >= 0 and np.all(hi - lo > 2 * margin)):
+        raise VidplanError(f'{spec.name}: position_margin_rad {margin} must be >= 0 and smaller '
+                           'than half of every joint range')
+    pdv = bool(spec.velocity_offset_rad_s)
+    return JointLimits(
+        dt_s=float(dt_s), position_min_rad=lo + margin, position_max_rad=hi - margin,
+        velocity_max_rad_s=velocity_scale * np.array(spec.velocity_max_rad_s),
+        acceleration_max_rad_s2=acceleration_scale * np.array(spec.acceleration_max_rad_s2),
+        jerk_max_rad_s3=jerk_scale * np.array(spec.jerk_max_rad_s3),
+        velocity_scale=float(velocity_scale),
+        velocity_offset_rad_s=np.array(spec.velocity_offset_rad_s, dtype=float),
+        deceleration_max_rad_s2=np.array(spec.deceleration_max_rad_s2, dtype=float),
+        hard_position_min_rad=lo if pdv else np.zeros(0),
+        hard_position_max_rad=hi if pdv else np.zeros(0))
+
+
+def limit_ratios(q_rad: np.ndarray, limits: JointLimits) -> dict[str, float]:
+    """Peak ratio to each limit of the commands `q_rad (T, n)`, as the robot checks them.
+
+    Velocity, acceleration and jerk are backward differences at `limits.dt_s`, the robot at rest
+    at ``q_rad[0]`` before. 'position' is 1 at the edge of the margined range; 'velocity'
+    includes the position-dependent bound (evaluated at the position reached). <= 1 is legal.
+    """
+    q = np.asarray(q_rad, dtype=float)
+    q = np.concatenate([np.repeat(q[:1], 3, axis=0), q])
+    h = limits.dt_s
+    v = np.diff(q, axis=0) / h
+    a = np.diff(v, axis=0) / h
+    j = np.diff(a, axis=0) / h
+    mid = 0.5 * (limits.position_max_rad + limits.position_min_rad)
+    half = 0.5 * (limits.position_max_rad - limits.position_min_rad)
+    lo, hi = limits.velocity_bounds(q[1:])
+    bound = np.where(v > 0, hi, -lo)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        v_ratio = np.where(v == 0, 0.0, np.where(bound > 0, np.abs(v) / bound, np.inf))
+
+    def peak(x: np.ndarray) -> float:
+        return float(np.max(x)) if x.size else 0.0
+
+    return {'position': peak(np.abs(q - mid) / half),
+            'velocity': peak(v_ratio),
+            'acceleration': peak(np.abs(a) / limits.acceleration_max_rad_s2),
+            'jerk': peak(np.abs(j) / limits.jerk_max_rad_s3)}
+
+
+def _stop_params(v0: np.ndarray, a0: np.ndarray, amax: np.ndarray, jmax: np.ndarray,
+                 h: float) -> tuple[np.ndarray, ...]:
+    """Stopping plan: ramp a to 0 in k1 steps, then a trapezoid of height b (r up, m flat, r down).
+
+    Returns (k1, v1, r, m, b, steps); v1 is the velocity after the ramp, steps the plan length.
+    """
+    jstep = jmax * h
+    k1 = np.ceil(np.abs(a0) / jstep)
+    v1 = v0 + h * a0 * np.maximum(k1 - 1.0, 0.0) / 2.0
+    s = np.abs(v1)
+    r = np.ceil(np.minimum(amax, np.sqrt(s * jmax)) / jstep)
+    m = np.maximum(0.0, np.ceil(s / (h * amax) - r))
+    b = s / (h * np.maximum(r + m, 1.0))
+    steps = k1 + np.where(r > 0, 2.0 * r + m, 0.0)
+    return k1, v1, r, m, b, steps
+
+
+def _stop_accels(a0: np.ndarray, params: tuple[np.ndarray, ...], length: int) -> np.ndarray:
+    """The accelerations `(length, m)` of the stopping plans (zero once at rest)."""
+    k1, v1, r, m, b, _ = params
+    k = np.arange(1, length + 1, dtype=float)[:, None]
+    ramp = np.where(k <= k1, a0 * (1.0 - k / np.maximum(k1, 1.0)), 0.0)
+    kk = k - k1
+    rr = np.maximum(r, 1.0)
+    shape = np.clip(np.minimum(kk / rr, (2.0 * r + m - kk) / rr), 0.0, 1.0)
+    return ramp - np.sign(v1) * b * shape
+
+
+def _closed_form_check(lim: JointLimits, q0: np.ndarray, v0: np.ndarray, a0: np.ndarray,
+                       params: tuple[np.ndarray, ...], cols: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(surely safe, surely unsafe) from the plans' exact sums; neither = simulate.
+
+    Stage 1 (ramp a to 0) moves q0 -> q_mid, stage 2 (trapezoid) q_mid -> q_end, each with
+    monotone velocity, except that stage 1 may bring v through 0 (then bounded by k1 h |v0|).
+    In stage 2, |a| <= b gives |v| <= h b + sqrt(2 b d) at distance d before the stop point; the
+    position-dependent bound is tested on intervals of d, worst end against worst end. The
+    states (q0, v0), (q_mid, v1) and (q_end, 0) lie on the plan, so a limit broken there is
+    surely broken.
+    """
+    h = lim.dt_s
+    k1, v1, r, m, b, _ = params
+    n2 = np.where(r > 0, 2.0 * r + m, 0.0)
+    q_mid = q0 + h * (k1 * v0 + h * a0 * (k1 * k1 - 1.0) / 3.0)
+    q_end = q_mid + h * v1 * (n2 - 2.0) / 2.0
+    pmin, pmax = lim.position_min_rad[cols], lim.position_max_rad[cols]
+    qs, vs = np.stack([q0, q_mid, q_end]), np.stack([v0, v1, 0.0 * v0])
+    vlo, vhi = lim.velocity_bounds(qs, cols)
+    unsafe = np.any((qs < pmin) | (qs > pmax) | (vs < vlo) | (vs > vhi), axis=0)
+    turns = (v0 != 0) & (np.sign(v1) != np.sign(v0))
+    q_turn = np.where(turns, q0 + h * k1 * v0, q0)
+    lo1, hi1 = np.minimum.reduce([q0, q_mid, q_turn]), np.maximum.reduce([q0, q_mid, q_turn])
+    ok = (np.minimum(lo1, q_end) >= pmin) & (np.maximum(hi1, q_end) <= pmax)
+    vlo, _ = lim.velocity_bounds(lo1, cols)
+    _, vhi = lim.velocity_bounds(hi1, cols)
+    ok &= (np.maximum(np.maximum(v0, v1), 0.0) <= vhi)
+    ok &= (np.minimum(np.minimum(v0, v1), 0.0) >= vlo)
+    if lim.position_dependent:
+        frac = (np.arange(_INTERVALS + 1) / _INTERVALS)[:, None] ** 2
+        d = np.abs(q_end - q_mid) * frac
+        speed = np.minimum(np.abs(v1), h * b + np.sqrt(2.0 * b * d[1:]))
+        vlo, vhi = lim.velocity_bounds(q_end - np.sign(v1) * d[:-1], cols)
+        allowed = np.where(v1 > 0, vhi, -vlo)
+        ok &= np.all((speed <= allowed) | (v1 == 0), axis=0)
+    return ok & ~unsafe, unsafe
+
+
+class SafetyFilter:
+    """Per-tick jerk-limited command filter with certified stopping plans (see the module doc).
+
+    State `q, v, a` (n,) is the last command. `step(a_des)` advances one control period; `brake()`
+    follows the stopping plans (a deceleration to rest within the limits).
+    """
+
+    def __init__(self, limits: JointLimits, q0_rad: np.ndarray) -> None:
+        self.limits = limits
+        lim = limits.tightened()
+        q0 = np.array(q0_rad, dtype=float)
+        # A start inside the margin (or outside the range) widens that bound to the start.
+        self._lim = replace(lim, position_min_rad=np.minimum(lim.position_min_rad, q0),
+                            position_max_rad=np.maximum(lim.position_max_rad, q0))
+        n = limits.num_joints
+        self.q, self.v, self.a = q0, np.zeros(n), np.zeros(n)
+        self._plan = np.zeros((0, n))         # stored stopping plans (accelerations), zero-padded
+        self._stored = np.zeros(n, dtype=bool)  # else the plan from the state itself is certified
+        self.clamps = {'jerk': 0, 'acceleration': 0, 'stopping': 0, 'exact_checks': 0}
+
+    def copy(self) -> SafetyFilter:
+        other = object.__new__(SafetyFilter)
+        other.__dict__.update(self.__dict__)
+        for name in ('q', 'v', 'a', '_plan', '_stored'):
+            setattr(other, name, getattr(self, name).copy())
+        other.clamps = dict(self.clamps)
+        return other
+
+    @property
+    def at_rest(self) -> bool:
+        return not (self.v.any() or self.a.any())
+
+    def step(self, a_des: np.ndarray) -> None:
+        """Advance one period towards the desired accelerations `a_des (n,)` (rad/s^2)."""
+        lim, h = self._lim, self._lim.dt_s
+        amax, jstep = lim.acceleration_max_rad_s2, lim.jerk_max_rad_s3 * h
+        box_lo, box_hi = np.maximum(-amax, self.a - jstep), np.minimum(amax, self.a + jstep)
+        finite = np.isfinite(a_des)
+        a_des = np.where(finite, a_des, self.a)
+        self.clamps['acceleration'] += int(np.any(np.abs(a_des) > amax))
+        self.clamps['jerk'] += int(np.any(np.abs(a_des - self.a) > jstep))
+        a_new = np.clip(a_des, box_lo, box_hi)
+        cols = np.arange(len(a_new))
+        ok = finite & self._certified(a_new, cols)
+        follow = np.flatnonzero(~ok)
+        if follow.size:
+            self.clamps['stopping'] += 1
+            self._materialize(follow)
+            a_bk = self._plan[0, follow]
+            cands = [a_bk + f * (a_new[follow] - a_bk) for f in _BLENDS]
+            cands.append(np.clip(0.0, box_lo[follow], box_hi[follow]))  # keep the velocity
+            cand = np.concatenate(cands)
+            cand_ok = self._certified(cand, np.tile(follow, len(cands)))
+            cand_ok &= np.tile(finite[follow], len(cands))
+            cand_ok = cand_ok.reshape(len(cands), -1)
+            best = np.where(cand_ok, np.abs(cand.reshape(len(cands), -1) - a_new[follow]), np.inf)
+            pick = np.argmin(best, axis=0)
+            found = np.isfinite(best[pick, np.arange(follow.size)])
+            a_new[follow] = np.where(found, cand.reshape(len(cands), -1)[pick, np.arange(
+                follow.size)], a_bk)
+            self._advance_plans(follow[~found])
+            ok[follow[found]] = True
+        self._stored &= ~ok
+        self._integrate(a_new)
+
+    def brake(self) -> None:
+        """Advance one period along the certified stopping plans (decelerate to rest)."""
+        cols = np.arange(self.limits.num_joints)
+        self._materialize(cols)
+        a_new = self._plan[0].copy()
+        self._advance_plans(cols)
+        self._integrate(a_new)
+        if not self._plan.any() and np.all(np.abs(self.v) < 1e-9) and not a_new.any():
+            self.v[:] = 0.0   # rest reached up to float rounding of the plan's sums
+
+    def _integrate(self, a_new: np.ndarray) -> None:
+        h = self._lim.dt_s
+        self.a = a_new
+        self.v = self.v + a_new * h
+        self.q = self.q + self.v * h
+
+    def _advance_plans(self, cols: np.ndarray) -> None:
+        if cols.size and len(self._plan):
+            self._plan[:-1, cols] = self._plan[1:, cols]
+            self._plan[-1, cols] = 0.0
+        self._stored[cols] = True
+
+    def _materialize(self, cols: np.ndarray) -> None:
+        """Store the stopping plan of the current state for joints `cols` that hold none."""
+        cols = cols[~self._stored[cols]]
+        if not cols.size:
+            return
+        lim = self._lim
+        a0 = self.a[cols]
+        params = _stop_params(self.v[cols], a0, lim.acceleration_max_rad_s2[cols],
+                              lim.jerk_max_rad_s3[cols], lim.dt_s)
+        length = int(np.max(params[-1]))
+        if max(length, 1) > len(self._plan):
+            grown = np.zeros((max(length, 1), self.limits.num_joints))
+            grown[:len(self._plan)] = self._plan
+            self._plan = grown
+        self._plan[:, cols] = 0.0
+        self._plan[:length, cols] = _stop_accels(a0, params, length)
+        self._stored[cols] = True
+
+    def _certified(self, a_new: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Whether applying `a_new (m,)` to joints `cols` leads to a state with a stopping plan."""
+        lim, h = self._lim, self._lim.dt_s
+        v0 = self.v[cols] + a_new * h
+        q0 = self.q[cols] + v0 * h
+        amax, jmax = lim.acceleration_max_rad_s2[cols], lim.jerk_max_rad_s3[cols]
+        params = _stop_params(v0, a_new, amax, jmax, h)
+        lo, hi = lim.position_min_rad[cols], lim.position_max_rad[cols]
+        # Closed-form sufficient test: |v| is monotone in each phase, so it peaks at v0 or v1,
+        # and the position moves at most steps * h * peak.
+        peak = np.maximum(np.abs(v0), np.abs(params[1]))
+        reach = params[-1] * h * peak
+        vlo_far, _ = lim.velocity_bounds(q0 - reach, cols)
+        _, vhi_far = lim.velocity_bounds(q0 + reach, cols)
+        ok = ((q0 - reach >= lo) & (q0 + reach <= hi) & (peak <= vhi_far) & (-peak >= vlo_far))
+        ok &= np.isfinite(q0) & np.isfinite(reach)
+        hard = np.flatnonzero(~ok & np.isfinite(q0) & np.isfinite(params[-1]))
+        if hard.size:
+            sub = tuple(p[hard] for p in params)
+            safe, unsafe = _closed_form_check(lim, q0[hard], v0[hard], a_new[hard], sub,
+                                              cols[hard])
+            ok[hard] = safe
+            hard = hard[~(safe | unsafe)]
+        if hard.size:
+            self.clamps['exact_checks'] += 1
+            ok[hard] = self._simulate(q0[hard], v0[hard], a_new[hard],
+                                      tuple(p[hard] for p in params), cols[hard])
+        return ok
+
+    def _simulate(self, q0: np.ndarray, v0: np.ndarray, a0: np.ndarray,
+                  params: tuple[np.ndarray, ...], cols: np.ndarray) -> np.ndarray:
+        """Exact check: roll the stopping plans out from `(q0, v0, a0)` and test every step."""
+        lim, h = self._lim, self._lim.dt_s
+        length = int(np.max(params[-1]))
+        acc = _stop_accels(a0, params, length)
+        vel = np.vstack([v0, v0 + h * np.cumsum(acc, axis=0)])
+        pos = q0 + h * np.vstack([np.zeros_like(v0), np.cumsum(vel[1:], axis=0)])
+        vlo, vhi = lim.velocity_bounds(pos, cols)
+        lo, hi = lim.position_min_rad[cols], lim.position_max_rad[cols]
+        return np.all((pos >= lo) & (pos <= hi) & (vel >= vlo) & (vel <= vhi), axis=0)
