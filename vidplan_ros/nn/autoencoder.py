@@ -17,13 +17,12 @@ __all__ = ['Autoencoder']
 
 def _down(cin: int, cout: int) -> nn.Module:
     return nn.Sequential(nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.GroupNorm(4, cout),
-                         nn.SiLU(), nn.Conv2d(cout, cout, 3, padding=1), nn.SiLU())
+                         nn.SiLU())
 
 
 def _up(cin: int, cout: int) -> nn.Module:
     return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1),
-                         nn.GroupNorm(4, cout), nn.SiLU(),
-                         nn.Conv2d(cout, cout, 3, padding=1), nn.SiLU())
+                         nn.GroupNorm(4, cout), nn.SiLU())
 
 
 class Autoencoder(nn.Module):

@@ -1,0 +1,139 @@
+"""Held-out metrics of a model set on windows of H + 1 consecutive plan-rate frames.
+
+Windows (W of them): images (W, H+1, V, S, S, 3) uint8, q (W, H+1, n) rad, action (W, H, n)
+rad (a_t for t = 0..H-1). Metrics:
+
+    recon_psnr_db                  autoencoder reconstruction PSNR over every frame
+    planner_cosine[k]              cosine(planned z_{t+k}, encoded true z_{t+k}), k = 1..H, in
+                                   the normalised latent space, noise from `seed`
+    planner_cosine_copy[k]         the same for the trivial plan z_{t+k} = z_t (baseline)
+    world_model_cosine[k], _mse[k] k-step open-loop rollout with the true actions vs the
+                                   encoded true latents
+    world_model_q_rmse_rad[k]      the rollout's joint positions vs the true ones
+    inverse_dynamics_rmse_rad      g(z_t, z_{t+1}, q_t) vs the true a_t, over all t
+    inverse_dynamics_zero_rmse_rad the same for a = 0 (baseline)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ['evaluate_windows', 'psnr_db']
+
+
+def psnr_db(x: torch.Tensor, y: torch.Tensor) -> float:
+    """PSNR (dB) of images in [0, 1] over the whole batch."""
+    mse = float(((x - y) ** 2).mean())
+    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.cosine_similarity(a.flatten(2), b.flatten(2), dim=-1)
+
+
+@torch.no_grad()
+def evaluate_windows(ms: Any, images: np.ndarray, q: np.ndarray, action: np.ndarray,
+                     seed: int = 0, batch: int = 64) -> dict[str, Any]:
+    """Metrics (module docstring) of model set `ms` (a `ModelSet`) on the windows."""
+    w, t1 = q.shape[:2]
+    horizon = t1 - 1
+    imgs = torch.as_tensor(images).permute(0, 1, 2, 5, 3, 4).float() / 255.0
+    flat = imgs.flatten(0, 1)                             # (W*(H+1), V, 3, S, S)
+    recon, z = [], []
+    for i in range(0, len(flat), batch):
+        x = flat[i:i + batch]
+        recon.append(ms.autoencoder(x))
+        z.append(ms.autoencoder.encode(x))
+    psnr = psnr_db(torch.cat(recon), flat)
+    z_all = torch.cat(z).unflatten(0, (w, t1))            # (W, H+1, V, C, h, w)
+    qn = ms.normalize_q(torch.as_tensor(q, dtype=torch.float32))
+    an = ms.normalize_action(torch.as_tensor(action, dtype=torch.float32))
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn((w, horizon, *z_all.shape[2:]), generator=gen)
+    plan = ms.planner(z_all[:, 0], qn[:, 0], noise)
+    true = z_all[:, 1:]
+    z_roll, q_roll = ms.world_model.rollout(z_all[:, 0], qn[:, 0], an)
+    q_roll_rad = ms.denormalize_q(q_roll)
+    q_true = torch.as_tensor(q[:, 1:], dtype=torch.float32)
+    a_pred = ms.inverse_dynamics(z_all[:, :-1].flatten(0, 1), z_all[:, 1:].flatten(0, 1),
+                                 qn[:, :-1].flatten(0, 1))
+    a_rad = ms.denormalize_action(a_pred)
+    a_true = torch.as_tensor(action, dtype=torch.float32).flatten(0, 1)
+
+    def per_step(x: torch.Tensor) -> list[float]:
+        return [round(float(v), 5) for v in x.mean(0)]
+
+    return {
+        'windows': int(w),
+        'recon_psnr_db': round(psnr, 4),
+        'planner_cosine': per_step(_cos(plan, true)),
+        'planner_cosine_copy': per_step(_cos(z_all[:, :1].expand_as(true), true)),
+        'world_model_cosine': per_step(_cos(z_roll, true)),
+        'world_model_mse': per_step(((z_roll - true) ** 2).flatten(2).mean(-1)),
+        'world_model_q_rmse_rad': per_step(((q_roll_rad - q_true) ** 2).mean(-1).sqrt()),
+        'inverse_dynamics_rmse_rad': round(float(((a_rad - a_true) ** 2).mean().sqrt()), 6),
+        'inverse_dynamics_zero_rmse_rad': round(float((a_true ** 2).mean().sqrt()), 6),
+    }
+
+
+def _fmt(xs: list[float]) -> str:
+    return ' '.join(f'{x:.3f}' for x in xs)
+
+
+def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
+    """README.md model card of a model set directory from its config.json `info`."""
+    d, t, m, s = (info['dataset'], info['training'], info['metrics_heldout'],
+                  info['metrics_heldout_npz'])
+    v, c, h, w = cfg.latent_shape
+    lines = [
+        f'# {cfg.name}: latent video planner, world model, inverse dynamics ({cfg.task})', '',
+        'Trained by `vidplan train` (vidplan_ros/nn/train.py) on expert sim episodes.', '',
+        '## Command', '', '```',
+        f'vidplan train --config config/models/{cfg.name}.yaml --data {d["data_dir"]} '
+        f'--out models/{cfg.name}', '```', '',
+        '## Model', '',
+        f'- robot `{cfg.data.robot}`, {cfg.views} views {list(cfg.data.cameras)} '
+        f'{cfg.image_size}x{cfg.image_size} rgb, plan period {cfg.data.plan_dt_s} s',
+        f'- latent per view C x h x w = {c} x {h} x {w} (normalised per channel)',
+        f'- proprio / action dim {cfg.action_dim}: arm joint positions; action = '
+        f'q_target(t + {cfg.data.plan_dt_s} s) - q(t) in rad; both normalised '
+        '(norm_stats.json)',
+        f'- planner: rectified flow over H = {cfg.planner.horizon} future latents, '
+        f'{cfg.planner.layers} layers d_model {cfg.planner.d_model}, '
+        f'K = {cfg.planner.sample_steps} Euler steps',
+        '- files: autoencoder.pt, planner.pt, world_model.pt, inverse_dynamics.pt (state '
+        'dicts), config.json (config params, data, training, metrics), norm_stats.json', '',
+        '## Data', '',
+        f'- {d["episodes"]} episodes ({d["train_episodes"]} train, '
+        f'{len(d["heldout_episodes"])} held out), {d["sequences"]} sequences, {d["frames"]} '
+        f'frames at {d["plan_rate_hz"]:g} Hz from `{d["data_dir"]}`',
+        f'- topics: {", ".join(d["topics"])}',
+        f'- held-out episodes: {", ".join(d["heldout_episodes"])}', '',
+        '## Training', '',
+        f'- autoencoder {t["autoencoder_steps"]} steps, then planner + world model + inverse '
+        f'dynamics {t["dynamics_steps"]} steps; seed {cfg.train.seed}',
+        f'- wall time {t["wall_s"]:.0f} s on {t["device"]} ({t["threads"]} threads), '
+        f'torch {t["torch"]}',
+        f'- autoencoder loss (first/last 50 steps) {t["autoencoder_loss_first_last"]}; '
+        f'flow / world-model / inverse-dynamics loss {t["dynamics_loss_first_last"]}', '',
+        f'## Held-out metrics ({m["windows"]} windows of H + 1 frames)', '',
+        '| metric | value |', '|---|---|',
+        f'| reconstruction PSNR | {m["recon_psnr_db"]:.2f} dB |',
+        f'| planner latent cosine, k = 1..H | {_fmt(m["planner_cosine"])} |',
+        f'| baseline: copy current latent | {_fmt(m["planner_cosine_copy"])} |',
+        f'| world model open-loop cosine, k = 1..H | {_fmt(m["world_model_cosine"])} |',
+        f'| world model open-loop latent MSE | {_fmt(m["world_model_mse"])} |',
+        f'| world model open-loop q RMSE (rad) | {_fmt(m["world_model_q_rmse_rad"])} |',
+        f'| inverse dynamics action RMSE | {m["inverse_dynamics_rmse_rad"]:.4f} rad |',
+        f'| baseline: zero action | {m["inverse_dynamics_zero_rmse_rad"]:.4f} rad |', '',
+        f'`heldout.npz` holds {s["windows"]} of these windows; on them (the numbers '
+        'test/nn/test_committed_models.py reproduces, `metrics_heldout_npz` in config.json): '
+        f'PSNR {s["recon_psnr_db"]:.2f} dB, planner cosine at H '
+        f'{s["planner_cosine"][-1]:.3f}, world-model cosine at H '
+        f'{s["world_model_cosine"][-1]:.3f}, inverse dynamics RMSE '
+        f'{s["inverse_dynamics_rmse_rad"]:.4f} rad.', '']
+    (out / 'README.md').write_text('\n'.join(lines))

@@ -1,0 +1,309 @@
+"""`vidplan train`: train a model set (autoencoder, planner, world model, inverse dynamics).
+
+    vidplan train --config config/models/franka_reach.yaml --data /work/data/franka_reach \
+        --out models/franka_reach
+
+Stage 1 trains the autoencoder on frames of the training episodes; it is then frozen, every
+frame is encoded once, and stage 2 trains the planner (flow matching), the world model
+(k-step open-loop loss) and the inverse dynamics together on latents. Held-out episodes
+(`train.heldout_fraction`, seeded) give the metrics of the model card. Checkpoints go to
+`--work-dir` (default build/train/<name>) every `train.checkpoint_every` steps and a rerun
+resumes from them; seeds make runs repeatable. Under torchrun (WORLD_SIZE > 1) the steps run
+data-parallel (DDP; NCCL on GPUs, gloo on CPU); the default is one CPU process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from vidplan_ros.core.config import load_config
+from vidplan_ros.core.robot_spec import load_robot_spec
+from vidplan_ros.data.dataset import Dataset, build_dataset, split_sequences
+from vidplan_ros.nn.checkpoint import load_checkpoint, save_checkpoint
+from vidplan_ros.nn.metrics import evaluate_windows, write_model_card
+from vidplan_ros.nn.model_config import ModelConfig
+from vidplan_ros.nn.model_set import ModelSet, NormStats, build_models, save_model_set
+
+__all__ = ['build_parser', 'main', 'train']
+
+
+class _DynLoss(nn.Module):
+    """Stage-2 loss as one module (so DDP can wrap it): planner + world model + inverse dyn."""
+
+    def __init__(self, models: dict[str, nn.Module], rollout: int) -> None:
+        super().__init__()
+        self.planner = models['planner']
+        self.world_model = models['world_model']
+        self.inverse_dynamics = models['inverse_dynamics']
+        self.rollout = rollout
+
+    def forward(self, z: torch.Tensor, q: torch.Tensor, a: torch.Tensor, mask: torch.Tensor,
+                noise: torch.Tensor, tau: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                                 torch.Tensor]:
+        """z (B, H+1, V, C, h, w), q (B, H+1, n), a (B, H, n), mask (B, H) of valid steps."""
+        fm = self.planner.loss(z[:, 0], q[:, 0], z[:, 1:], noise, tau)
+        k = self.rollout
+        zr, qr = self.world_model.rollout(z[:, 0], q[:, 0], a[:, :k])
+        m = mask[:, :k]
+        err = (((zr - z[:, 1:k + 1]) ** 2).flatten(2).mean(-1)
+               + ((qr - q[:, 1:k + 1]) ** 2).mean(-1))
+        wm = (err * m).sum() / m.sum().clamp(min=1)
+        a_pred = self.inverse_dynamics(z[:, 0], z[:, 1], q[:, 0])
+        idl = (((a_pred - a[:, 0]) ** 2).mean(-1) * mask[:, 0]).sum() / mask[:, 0].sum().clamp(
+            min=1)
+        return fm, wm, idl
+
+
+def _windows(ds: Dataset, seqs: np.ndarray, horizon: int, full: bool) -> np.ndarray:
+    """(M, H+1) frame indices of windows starting at frames with an action; future indices
+    past a sequence's end repeat its last frame (`full`: only windows that do not need it)."""
+    rows = []
+    for e in seqs:
+        s, t = int(ds.seq_start[e]), int(ds.seq_start[e + 1])
+        last = t - 1
+        for i in range(s, last - horizon + 1 if full else last):
+            rows.append([min(i + k, last) for k in range(horizon + 1)])
+    return np.asarray(rows, np.int64).reshape(-1, horizon + 1)
+
+
+def _dist() -> tuple[int, int, torch.device]:
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    if world > 1:
+        import torch.distributed as dist
+        dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
+        rank = dist.get_rank()
+        if torch.cuda.is_available():
+            local = int(os.environ.get('LOCAL_RANK', '0'))
+            torch.cuda.set_device(local)
+            return rank, world, torch.device('cuda', local)
+        return rank, world, torch.device('cpu')
+    return 0, 1, torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+
+def _wrap(m: nn.Module, world: int, device: torch.device) -> nn.Module:
+    if world == 1:
+        return m
+    from torch.nn.parallel import DistributedDataParallel
+    return DistributedDataParallel(m, device_ids=[device.index] if device.type == 'cuda'
+                                   else None)
+
+
+def _bar(total: int, initial: int, desc: str, show: bool) -> Any:
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, desc=desc, disable=not show, unit='step')
+
+
+def _norm_stats(ds: Dataset, seqs: np.ndarray, robot: str) -> NormStats:
+    idx = np.concatenate([np.arange(ds.seq_start[e], ds.seq_start[e + 1]) for e in seqs])
+    q = ds.q[idx]
+    a = ds.action[idx][ds.has_action[idx]]
+    return NormStats(joint_names=list(load_robot_spec(robot).joint_names),
+                     q_mean=q.mean(0), q_std=np.maximum(q.std(0), 1e-3),
+                     action_mean=a.mean(0), action_std=np.maximum(a.std(0), 1e-4))
+
+
+def _images(ds: Dataset, idx: np.ndarray) -> torch.Tensor:
+    """(B, V, 3, S, S) float in [0, 1] of frames `idx`."""
+    return torch.as_tensor(ds.images[idx]).permute(0, 1, 4, 2, 3).float() / 255.0
+
+
+def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
+          log: Any = print) -> dict[str, Any]:
+    """Train the model set `cfg` and write it to `out`; returns the config.json info."""
+    tc = cfg.train
+    rank, world, device = _dist()
+    torch.manual_seed(tc.seed)
+    torch.set_num_threads(tc.threads)
+    t_start = time.time()
+    ds = build_dataset(cfg.data, progress=progress and rank == 0)
+    log(ds.report.summary())
+    n = ds.q.shape[1]
+    if n != cfg.action_dim:
+        raise ValueError(f'{cfg.data.robot} has {n} arm joints but action_dim = '
+                         f'{cfg.action_dim}; fix action_dim in the model config')
+    train_seqs, held_seqs = split_sequences(ds, tc.heldout_fraction, tc.seed)
+    norm = _norm_stats(ds, train_seqs, cfg.data.robot)
+    models = {k: m.to(device) for k, m in build_models(cfg).items()}
+    ae = models['autoencoder']
+    ckpt_path = work_dir / 'checkpoint.pt'
+    ck = load_checkpoint(ckpt_path)
+    gen = torch.Generator().manual_seed(tc.seed + 1000 * rank)
+    ae_opt = torch.optim.AdamW(ae.parameters(), lr=tc.ae_lr, weight_decay=0.0)
+    dyn = _DynLoss(models, min(tc.wm_rollout, cfg.planner.horizon)).to(device)
+    dyn_opt = torch.optim.AdamW(dyn.parameters(), lr=tc.dyn_lr, weight_decay=1e-4)
+    ae_step = dyn_step = 0
+    elapsed = 0.0
+    if ck is not None:
+        for k, m in models.items():
+            m.load_state_dict(ck['models'][k])
+        ae_opt.load_state_dict(ck['ae_opt'])
+        dyn_opt.load_state_dict(ck['dyn_opt'])
+        gen.set_state(ck['gen'])
+        ae_step, dyn_step, elapsed = ck['ae_step'], ck['dyn_step'], ck['elapsed_s']
+        log(f'resumed from {ckpt_path}: autoencoder step {ae_step}, dynamics step {dyn_step}')
+
+    def save() -> None:
+        if rank == 0:
+            save_checkpoint(ckpt_path, {
+                'models': {k: m.state_dict() for k, m in models.items()},
+                'ae_opt': ae_opt.state_dict(), 'dyn_opt': dyn_opt.state_dict(),
+                'gen': gen.get_state(), 'ae_step': ae_step, 'dyn_step': dyn_step,
+                'elapsed_s': elapsed + time.time() - t_start})
+
+    train_frames = np.concatenate([np.arange(ds.seq_start[e], ds.seq_start[e + 1])
+                                   for e in train_seqs])
+    ae_run = _wrap(ae, world, device)
+    ae_losses: list[float] = []
+    with _bar(tc.ae_steps, ae_step, 'autoencoder', progress and rank == 0) as bar:
+        while ae_step < tc.ae_steps:
+            pick = torch.randint(len(train_frames), (tc.ae_batch,), generator=gen).numpy()
+            x = _images(ds, train_frames[pick]).to(device)
+            _set_lr(ae_opt, tc.ae_lr, ae_step, tc.ae_steps)
+            loss = ((ae_run(x) - x) ** 2).mean()
+            ae_opt.zero_grad()
+            loss.backward()
+            ae_opt.step()
+            ae_step += 1
+            ae_losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f'{loss.item():.5f}')
+            if ae_step % tc.checkpoint_every == 0:
+                save()
+    ae.eval()
+    for p in ae.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        raw = torch.cat([ae.encode_raw(_images(ds, np.arange(i, min(i + 256, len(ds.q))))
+                                       .to(device)) for i in range(0, len(ds.q), 256)])
+        tr = raw[torch.as_tensor(train_frames)]
+        ae.latent_mean.copy_(tr.mean(dim=(0, 1, 3, 4)))
+        ae.latent_std.copy_(tr.std(dim=(0, 1, 3, 4)).clamp(min=1e-4))
+        z_all = (raw - ae.latent_mean[:, None, None]) / ae.latent_std[:, None, None]
+    q_all = torch.as_tensor((ds.q - norm.q_mean) / norm.q_std, dtype=torch.float32)
+    a_all = torch.as_tensor((ds.action - norm.action_mean) / norm.action_std,
+                            dtype=torch.float32)
+    has = torch.as_tensor(ds.has_action, dtype=torch.float32)
+    horizon = cfg.planner.horizon
+    win = torch.as_tensor(_windows(ds, train_seqs, horizon, full=False))
+    dyn_run = _wrap(dyn, world, device)
+    dyn_losses: list[list[float]] = []
+    with _bar(tc.dyn_steps, dyn_step, 'planner+wm+id', progress and rank == 0) as bar:
+        while dyn_step < tc.dyn_steps:
+            rows = win[torch.randint(len(win), (tc.dyn_batch,), generator=gen)]
+            z = z_all[rows]
+            mask = has[rows[:, :-1]] * (rows[:, 1:] != rows[:, :-1]).float()
+            noise = torch.randn(z[:, 1:].shape, generator=gen)
+            tau = torch.rand(len(rows), generator=gen)
+            _set_lr(dyn_opt, tc.dyn_lr, dyn_step, tc.dyn_steps)
+            fm, wm, idl = dyn_run(z.to(device), q_all[rows].to(device),
+                                  a_all[rows[:, :-1]].to(device), mask.to(device),
+                                  noise.to(device), tau.to(device))
+            loss = fm + wm + idl
+            dyn_opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(dyn.parameters(), 1.0)
+            dyn_opt.step()
+            dyn_step += 1
+            dyn_losses.append([fm.item(), wm.item(), idl.item()])
+            bar.update(1)
+            bar.set_postfix(fm=f'{fm.item():.4f}', wm=f'{wm.item():.4f}', id=f'{idl.item():.4f}')
+            if dyn_step % tc.checkpoint_every == 0:
+                save()
+    save()
+    wall = elapsed + time.time() - t_start
+    if rank != 0:
+        return {}
+    for m in models.values():
+        m.cpu().eval()
+    ms = ModelSet(cfg=cfg, norm=norm, info={}, **models)  # type: ignore[arg-type]
+    held_rows = _windows(ds, held_seqs, horizon, full=True)
+    images = ds.images[held_rows]
+    q_raw = ds.q[held_rows]
+    a_raw = ds.action[held_rows[:, :-1]]
+    metrics = evaluate_windows(ms, images, q_raw, a_raw, seed=tc.seed)
+    pick = np.random.default_rng(tc.seed).choice(len(held_rows), size=min(
+        tc.heldout_windows, len(held_rows)), replace=False)
+    pick.sort()
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / 'heldout.npz', images=images[pick], q=q_raw[pick],
+                        action=a_raw[pick])
+    small = evaluate_windows(ms, images[pick], q_raw[pick], a_raw[pick], seed=tc.seed)
+    info = {
+        'dataset': {**ds.report.__dict__, 'train_episodes': int(len(set(
+            ds.seq_episode[train_seqs].tolist()))), 'heldout_episodes': sorted(
+            ds.episode_names[i] for i in set(ds.seq_episode[held_seqs].tolist()))},
+        'training': {'autoencoder_steps': ae_step, 'dynamics_steps': dyn_step,
+                     'wall_s': round(wall, 1), 'threads': tc.threads, 'world_size': world,
+                     'device': str(device), 'torch': torch.__version__,
+                     'autoencoder_loss_first_last': _ends(ae_losses),
+                     'dynamics_loss_first_last': [_ends([r[i] for r in dyn_losses])
+                                                  for i in range(3)]},
+        'metrics_heldout': metrics,
+        'metrics_heldout_npz': small,
+    }
+    save_model_set(out, cfg, models, norm, info)
+    write_model_card(out, cfg, info)
+    return info
+
+
+def _set_lr(opt: torch.optim.Optimizer, base: float, step: int, total: int) -> None:
+    """Linear warm-up over 5% of the steps, then cosine decay to 5% of `base`."""
+    warm = max(1, total // 20)
+    frac = min(1.0, (step + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / total)))
+    for g in opt.param_groups:
+        g['lr'] = base * frac
+
+
+def _ends(xs: list[float], k: int = 50) -> list[float]:
+    if not xs:
+        return []
+    return [round(float(np.mean(xs[:k])), 6), round(float(np.mean(xs[-k:])), 6)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='vidplan train', description=__doc__.split('\n')[0])
+    p.add_argument('--config', required=True, help='model params YAML (config/models/...)')
+    p.add_argument('--data', default=None, help='directory of episode bags (data.data_dir)')
+    p.add_argument('--out', default=None, help='model directory (default models/<name>)')
+    p.add_argument('--work-dir', default=None,
+                   help='checkpoints (default build/train/<name>); reruns resume from it')
+    p.add_argument('--fresh', action='store_true', help='ignore an existing checkpoint')
+    p.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE',
+                   help='override a config param, e.g. -p train.dyn_steps=100')
+    p.add_argument('--no-progress', action='store_true')
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import yaml
+    overrides = {k: yaml.safe_load(v) for k, _, v in (s.partition('=') for s in args.param)}
+    if args.data:
+        overrides['data.data_dir'] = args.data
+    cfg = load_config(ModelConfig, args.config, overrides=overrides)
+    out = Path(args.out or f'models/{cfg.name}')
+    work = Path(args.work_dir or f'build/train/{cfg.name}')
+    if args.fresh and (work / 'checkpoint.pt').exists():
+        (work / 'checkpoint.pt').unlink()
+    info = train(cfg, out, work, progress=not args.no_progress,
+                 log=lambda s: print(s, file=sys.stderr))
+    if info:
+        m = info['metrics_heldout']
+        print(f'wrote {out}: PSNR {m["recon_psnr_db"]:.2f} dB, planner cos@H '
+              f'{m["planner_cosine"][-1]:.3f} (copy {m["planner_cosine_copy"][-1]:.3f}), '
+              f'ID RMSE {m["inverse_dynamics_rmse_rad"]:.4f} rad, '
+              f'{info["training"]["wall_s"]:.0f} s')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
