@@ -117,8 +117,12 @@ def _images(ds: Dataset, idx: np.ndarray) -> torch.Tensor:
 
 
 def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
-          log: Any = print) -> dict[str, Any]:
-    """Train the model set `cfg` and write it to `out`; returns the config.json info."""
+          log: Any = print, stop_after: int | None = None) -> dict[str, Any]:
+    """Train the model set `cfg` and write it to `out`; returns the config.json info.
+
+    `stop_after` ends this run after that many steps with a checkpoint (and returns {}); a
+    later call resumes from it.
+    """
     tc = cfg.train
     rank, world, device = _dist()
     torch.manual_seed(tc.seed)
@@ -151,6 +155,8 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
         ae_step, dyn_step, elapsed = ck['ae_step'], ck['dyn_step'], ck['elapsed_s']
         log(f'resumed from {ckpt_path}: autoencoder step {ae_step}, dynamics step {dyn_step}')
 
+    steps0 = ae_step + dyn_step
+
     def save() -> None:
         if rank == 0:
             save_checkpoint(ckpt_path, {
@@ -165,6 +171,9 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
     ae_losses: list[float] = []
     with _bar(tc.ae_steps, ae_step, 'autoencoder', progress and rank == 0) as bar:
         while ae_step < tc.ae_steps:
+            if stop_after is not None and ae_step + dyn_step - steps0 >= stop_after:
+                save()
+                return {}
             pick = torch.randint(len(train_frames), (tc.ae_batch,), generator=gen).numpy()
             x = _images(ds, train_frames[pick]).to(device)
             _set_lr(ae_opt, tc.ae_lr, ae_step, tc.ae_steps)
@@ -198,6 +207,9 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
     dyn_losses: list[list[float]] = []
     with _bar(tc.dyn_steps, dyn_step, 'planner+wm+id', progress and rank == 0) as bar:
         while dyn_step < tc.dyn_steps:
+            if stop_after is not None and ae_step + dyn_step - steps0 >= stop_after:
+                save()
+                return {}
             rows = win[torch.randint(len(win), (tc.dyn_batch,), generator=gen)]
             z = z_all[rows]
             mask = has[rows[:, :-1]] * (rows[:, 1:] != rows[:, :-1]).float()

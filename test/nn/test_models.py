@@ -1,0 +1,191 @@
+"""Models: shapes, learning on a tiny config, determinism, checkpoints, a tiny end-to-end train."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vidplan_ros.core.robot_spec import load_robot_spec
+from vidplan_ros.data.bags import BagWriter
+from vidplan_ros.data.dataset import DatasetConfig
+from vidplan_ros.nn.checkpoint import load_checkpoint, save_checkpoint
+from vidplan_ros.nn.metrics import evaluate_windows
+from vidplan_ros.nn.model_config import (AutoencoderConfig, InverseDynamicsConfig, ModelConfig,
+                                         PlannerConfig, TrainConfig, WorldModelConfig)
+from vidplan_ros.nn.model_set import build_models, load_model_set
+from vidplan_ros.nn.train import train
+from vidplan_ros.transport import convert as cv
+from vidplan_ros.transport.dds_msgs import dds_type
+
+NAMES = load_robot_spec('franka_fr3').joint_names
+CMD = '/fr3_arm_controller/joint_trajectory'
+S = 16
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a busy machine: one thread is much faster than contended threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny(data_dir: str = '', cache: str = '', **train_kw) -> ModelConfig:
+    tk = dict(ae_steps=6, ae_batch=4, dyn_steps=6, dyn_batch=4, wm_rollout=2,
+              checkpoint_every=3, threads=1, heldout_windows=2, heldout_fraction=0.34)
+    tk.update(train_kw)
+    return ModelConfig(
+        image_size=S, data=DatasetConfig(data_dir=data_dir, image_size=S, cache_dir=cache),
+        autoencoder=AutoencoderConfig(channels=(8, 8), latent_channels=4),
+        planner=PlannerConfig(horizon=3, d_model=32, layers=1, heads=2, sample_steps=2),
+        world_model=WorldModelConfig(hidden=8, blocks=1),
+        inverse_dynamics=InverseDynamicsConfig(hidden=8), train=TrainConfig(**tk))
+
+
+def batch(cfg: ModelConfig, b: int = 4, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    v, c, h, w = cfg.latent_shape
+    return (torch.rand(b, v, 3, S, S, generator=g), torch.randn(b, v, c, h, w, generator=g),
+            torch.randn(b, cfg.action_dim, generator=g),
+            torch.randn(b, cfg.planner.horizon, v, c, h, w, generator=g))
+
+
+def test_shapes_and_sampling_is_deterministic_given_noise():
+    cfg = tiny()
+    torch.manual_seed(0)
+    m = build_models(cfg)
+    img, z, q, noise = batch(cfg)
+    assert cfg.latent_shape == (2, 4, 4, 4)
+    assert m['autoencoder'].encode(img).shape == (4, 2, 4, 4, 4)
+    assert m['autoencoder'].decode(z).shape == img.shape
+    plan = m['planner'](z, q, noise)
+    assert plan.shape == (4, 3, 2, 4, 4, 4)
+    assert torch.equal(plan, m['planner'](z, q, noise))
+    zn, qn = m['world_model'](z, q, q)
+    assert zn.shape == z.shape and qn.shape == q.shape
+    zr, qr = m['world_model'].rollout(z, q, torch.randn(4, 3, 7))
+    assert zr.shape == (4, 3, 2, 4, 4, 4) and qr.shape == (4, 3, 7)
+    assert m['inverse_dynamics'](z, zn, q).shape == (4, 7)
+
+
+def test_world_model_is_differentiable_in_actions():
+    cfg = tiny()
+    torch.manual_seed(0)
+    wm = build_models(cfg)['world_model']
+    for p in wm.parameters():           # zero-initialised heads: perturb so grads are nonzero
+        p.data.add_(0.05 * torch.randn_like(p))
+    _, z, q, _ = batch(cfg)
+    a = torch.zeros(4, 3, 7, requires_grad=True)
+    zr, qr = wm.rollout(z, q, a)
+    (zr.square().mean() + qr.square().mean()).backward()
+    assert a.grad is not None and a.grad.abs().sum() > 0
+
+
+def test_models_learn_a_fixed_batch():
+    cfg = tiny()
+    torch.manual_seed(0)
+    m = build_models(cfg)
+    img, z, q, noise = batch(cfg)
+    fut = z[:, None] + 0.5 * torch.randn_like(noise)
+    z1 = z + 0.3
+    a = torch.randn(4, 7)
+    losses = {
+        'autoencoder': lambda: ((m['autoencoder'](img) - img) ** 2).mean(),
+        'planner': lambda: m['planner'].loss(z, q, fut, noise, torch.full((4,), 0.5)),
+        'world_model': lambda: ((m['world_model'](z, q, a)[0] - z1) ** 2).mean(),
+        'inverse_dynamics': lambda: ((m['inverse_dynamics'](z, z1, q) - a) ** 2).mean(),
+    }
+    for name, fn in losses.items():
+        opt = torch.optim.Adam(m[name].parameters(), lr=3e-3)
+        first = fn().item()
+        for _ in range(25):
+            loss = fn()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        assert fn().item() < 0.8 * first, name
+
+
+def test_checkpoint_round_trip(tmp_path):
+    cfg = tiny()
+    m = build_models(cfg)['planner']
+    opt = torch.optim.Adam(m.parameters())
+    g = torch.Generator().manual_seed(3)
+    save_checkpoint(tmp_path / 'c' / 'ck.pt', {'m': m.state_dict(), 'o': opt.state_dict(),
+                                               'g': g.get_state(), 'step': 7})
+    ck = load_checkpoint(tmp_path / 'c' / 'ck.pt')
+    assert ck['step'] == 7 and load_checkpoint(tmp_path / 'none.pt') is None
+    m2 = build_models(cfg)['planner']
+    m2.load_state_dict(ck['m'])
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(),
+                                                  m2.state_dict().values()))
+    g2 = torch.Generator()
+    g2.set_state(ck['g'])
+    assert torch.equal(torch.rand(3, generator=g), torch.rand(3, generator=g2))
+
+
+def write_bags(root, episodes: int = 3, frames: int = 14) -> None:
+    rng = np.random.default_rng(0)
+    for e in range(episodes):
+        slope = rng.uniform(-0.5, 0.5, 7)
+        with BagWriter(root / f'ep_{e}') as bag:
+            for k in range(frames):
+                t_ns, t = k * 100_000_000, k * 0.1
+                q = slope * t
+                img = np.zeros((S, S, 3), np.uint8)
+                img[:, : (k % S) + 1] = 200
+                for cam in ('front', 'wrist'):
+                    bag.write(f'/cameras/{cam}/image_raw', t_ns,
+                              cv.image_msg(dds_type, t_ns, cam, img))
+                bag.write('/joint_states', t_ns, cv.joint_state_msg(dds_type, t_ns, NAMES, q))
+                if k < frames - 1:
+                    ts = np.array([0.1, 0.2, 0.3])
+                    bag.write(CMD, t_ns, cv.joint_trajectory_msg(
+                        dds_type, t_ns, NAMES, ts, np.stack([slope * (t + s) for s in ts])))
+
+
+def weights(path) -> dict:
+    return {k: torch.load(path / f'{k}.pt') for k in
+            ('autoencoder', 'planner', 'world_model', 'inverse_dynamics')}
+
+
+def same(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[k][n], b[k][n]) for k in a for n in a[k])
+
+
+def test_tiny_training_end_to_end_deterministic_and_resumable(tmp_path):
+    write_bags(tmp_path / 'bags')
+    cfg = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'))
+    info = train(cfg, tmp_path / 'a', tmp_path / 'wa', progress=False, log=lambda s: None)
+    assert info['training']['autoencoder_steps'] == 6
+    for name in ('README.md', 'config.json', 'norm_stats.json', 'heldout.npz'):
+        assert (tmp_path / 'a' / name).exists()
+    # same seed -> identical weights; stopped after 4 steps and resumed -> identical too
+    train(cfg, tmp_path / 'b', tmp_path / 'wb', progress=False, log=lambda s: None)
+    assert same(weights(tmp_path / 'a'), weights(tmp_path / 'b'))
+    assert train(cfg, tmp_path / 'c', tmp_path / 'wc', progress=False, log=lambda s: None,
+                 stop_after=4) == {}
+    assert load_checkpoint(tmp_path / 'wc' / 'checkpoint.pt')['ae_step'] == 4
+    train(cfg, tmp_path / 'c', tmp_path / 'wc', progress=False, log=lambda s: None)
+    assert same(weights(tmp_path / 'a'), weights(tmp_path / 'c'))
+    # the written model set loads and reproduces its own heldout.npz metrics
+    ms = load_model_set(tmp_path / 'a')
+    z = np.load(tmp_path / 'a' / 'heldout.npz')
+    got = evaluate_windows(ms, z['images'], z['q'], z['action'], seed=cfg.train.seed)
+    want = json.loads((tmp_path / 'a' / 'config.json').read_text())['metrics_heldout_npz']
+    assert got['recon_psnr_db'] == pytest.approx(want['recon_psnr_db'], abs=1e-3)
+    np.testing.assert_allclose(got['planner_cosine'], want['planner_cosine'], atol=1e-4)
+
+
+def test_tiny_training_loss_goes_down(tmp_path):
+    write_bags(tmp_path / 'bags')
+    cfg = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'), ae_steps=60, dyn_steps=60,
+               checkpoint_every=100)
+    t = train(cfg, tmp_path / 'm', tmp_path / 'w', progress=False, log=lambda s: None)
+    t = t['training']
+    first, last = t['autoencoder_loss_first_last']
+    assert last < first
+    for first, last in t['dynamics_loss_first_last']:
+        assert last < first
