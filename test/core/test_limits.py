@@ -56,7 +56,7 @@ def test_closed_form_checks_agree_with_simulating_the_stopping_plan(name, dt):
     spec, lim = _limits(name, dt)
     tight = lim.tightened()
     rng = np.random.default_rng(3)
-    m = 3000
+    m = 4000
     cols = rng.integers(0, lim.num_joints, m)
     lo, hi = tight.position_min_rad[cols], tight.position_max_rad[cols]
     q0 = lo + (hi - lo) * rng.uniform(-0.02, 1.02, m)
@@ -66,8 +66,9 @@ def test_closed_form_checks_agree_with_simulating_the_stopping_plan(name, dt):
     params = lm._stop_params(v0, a0, tight.acceleration_max_rad_s2[cols],
                              tight.jerk_max_rad_s3[cols], dt)
     f = SafetyFilter(lim, np.array(spec.ready_pose_rad))
-    exact = f._simulate(q0, v0, a0, params, cols)
-    safe, unsafe = lm._closed_form_check(tight, q0, v0, a0, params, cols)
+    k = f._c.table[:, cols]
+    exact = f._simulate(q0, v0, a0, params, k)
+    safe, unsafe = lm._closed_form_check(f._c, k, q0, v0, a0, params, dt)
     assert not np.any(safe & ~exact), 'closed form called an unsafe state safe'
     assert not np.any(unsafe & exact), 'closed form called a safe state unsafe'
     assert 0.1 < exact.mean() < 0.99

@@ -314,8 +314,7 @@ class Executor:
             f.step(self._tracking(now))
         else:
             f.brake()
-        if not (np.all(np.isfinite(f.q)) and np.all(np.isfinite(f.v))
-                and np.all(np.isfinite(f.a))):   # cannot happen; never let it out
+        if not np.isfinite(f.q.sum() + f.v.sum() + f.a.sum()):   # cannot happen; never out
             self._counts['nonfinite_fallback'] += 1
             f.q, f.v, f.a = q_prev, v_prev, a_prev
             self._drop_plan('nonfinite')
@@ -352,17 +351,20 @@ class Executor:
         lim, f = self.limits, self._filter
         r, dr, ddr = self._ref.sample(now)
         amax, jmax = lim.acceleration_max_rad_s2, lim.jerk_max_rad_s3
-        r_c = np.clip(r, lim.position_min_rad, lim.position_max_rad)
-        self._counts['clamp_position'] += int(np.any(r_c != r))
+        r_c = np.minimum(np.maximum(r, lim.position_min_rad), lim.position_max_rad)
         e = r_c - (f.q + f.v * self.cfg.control_dt_s)   # vs where the command is heading
-        v_star = dr + np.sign(e) * np.minimum(np.abs(e) / self._tau_p, np.sqrt(amax * np.abs(e)))
+        ae = np.abs(e)
+        v_star = dr + np.sign(e) * np.minimum(ae / self._tau_p, np.sqrt(amax * ae))
         vlo, vhi = lim.velocity_bounds(f.q)
-        v_c = np.clip(v_star, vlo, vhi)
-        self._counts['clamp_velocity'] += int(np.any(v_c != v_star))
+        v_c = np.minimum(np.maximum(v_star, vlo), vhi)
+        if (r_c != r).any():
+            self._counts['clamp_position'] += 1
+        if (v_c != v_star).any():
+            self._counts['clamp_velocity'] += 1
         ev = v_c - f.v
         cap = np.sqrt(jmax * np.abs(ev))
-        a_fb = np.clip(ev / self._tau_v, -cap, cap)
-        return np.clip(np.clip(ddr, -amax, amax) + a_fb, -amax, amax)
+        a_fb = np.minimum(np.maximum(ev / self._tau_v, -cap), cap)
+        return np.minimum(np.maximum(ddr + a_fb, -amax), amax)
 
     def _emit(self, mode: str, reason: str, now: float) -> Command:
         f = self._filter

@@ -67,8 +67,7 @@ class JointLimits:
         sel = slice(None) if cols is None else cols
         vmax = self.velocity_max_rad_s[sel]
         if not self.position_dependent:
-            hi = np.broadcast_to(vmax, np.shape(q_rad))
-            return -hi, hi
+            return -vmax + 0.0 * q_rad, vmax + 0.0 * q_rad
         off, dec = self.velocity_offset_rad_s[sel], self.deceleration_max_rad_s2[sel]
         s = self.velocity_scale
         room_hi = np.maximum(0.0, 2.0 * dec * (self.hard_position_max_rad[sel] - q_rad))
@@ -109,15 +108,18 @@ def joint_limits_from_spec(spec: RobotSpec, dt_s: float, velocity_scale: float =
         hard_position_max_rad=hi if pdv else np.zeros(0))
 
 
-def limit_ratios(q_rad: np.ndarray, limits: JointLimits) -> dict[str, float]:
+def limit_ratios(q_rad: np.ndarray, limits: JointLimits,
+                 q_before_rad: np.ndarray | None = None) -> dict[str, float]:
     """Peak ratio to each limit of the commands `q_rad (T, n)`, as the robot checks them.
 
-    Velocity, acceleration and jerk are backward differences at `limits.dt_s`, the robot at rest
-    at ``q_rad[0]`` before. 'position' is 1 at the edge of the margined range; 'velocity'
-    includes the position-dependent bound (evaluated at the position reached). <= 1 is legal.
+    Velocity, acceleration and jerk are backward differences at `limits.dt_s`, after the three
+    commands `q_before_rad (3, n)` (default: the robot at rest at ``q_rad[0]``). 'position' is 1
+    at the edge of the margined range; 'velocity' includes the position-dependent bound
+    (evaluated at the position reached). <= 1 is legal.
     """
     q = np.asarray(q_rad, dtype=float)
-    q = np.concatenate([np.repeat(q[:1], 3, axis=0), q])
+    before = np.repeat(q[:1], 3, axis=0) if q_before_rad is None else q_before_rad[-3:]
+    q = np.concatenate([before, q])
     h = limits.dt_s
     v = np.diff(q, axis=0) / h
     a = np.diff(v, axis=0) / h
@@ -146,13 +148,12 @@ def _stop_params(v0: np.ndarray, a0: np.ndarray, amax: np.ndarray, jmax: np.ndar
     """
     jstep = jmax * h
     k1 = np.ceil(np.abs(a0) / jstep)
-    v1 = v0 + h * a0 * np.maximum(k1 - 1.0, 0.0) / 2.0
+    v1 = v0 + h * a0 * (k1 - 1.0) / 2.0          # a0 = 0 <=> k1 = 0
     s = np.abs(v1)
     r = np.ceil(np.minimum(amax, np.sqrt(s * jmax)) / jstep)
     m = np.maximum(0.0, np.ceil(s / (h * amax) - r))
     b = s / (h * np.maximum(r + m, 1.0))
-    steps = k1 + np.where(r > 0, 2.0 * r + m, 0.0)
-    return k1, v1, r, m, b, steps
+    return k1, v1, r, m, b, k1 + 2.0 * r + m
 
 
 def _stop_accels(a0: np.ndarray, params: tuple[np.ndarray, ...], length: int) -> np.ndarray:
@@ -166,8 +167,38 @@ def _stop_accels(a0: np.ndarray, params: tuple[np.ndarray, ...], length: int) ->
     return ramp - np.sign(v1) * b * shape
 
 
-def _closed_form_check(lim: JointLimits, q0: np.ndarray, v0: np.ndarray, a0: np.ndarray,
-                       params: tuple[np.ndarray, ...], cols: np.ndarray
+class _Consts:
+    """Per-joint constants of (tightened) limits, gathered for a set of columns at once."""
+
+    def __init__(self, lim: JointLimits) -> None:
+        n = lim.num_joints
+        self.pdv = lim.position_dependent
+        self.scale = lim.velocity_scale
+        self.table = np.stack([
+            lim.position_min_rad, lim.position_max_rad, lim.velocity_max_rad_s,
+            lim.acceleration_max_rad_s2, lim.jerk_max_rad_s3,
+            lim.hard_position_max_rad if self.pdv else np.zeros(n),
+            lim.hard_position_min_rad if self.pdv else np.zeros(n),
+            2.0 * lim.deceleration_max_rad_s2 if self.pdv else np.zeros(n),
+            lim.velocity_offset_rad_s if self.pdv else np.zeros(n)])
+
+    def upper(self, k: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Highest allowed velocity at q for the gathered constants `k`."""
+        if not self.pdv:
+            return k[2]
+        room = np.sqrt(np.maximum(0.0, k[7] * (k[5] - q)))
+        return np.minimum(k[2], self.scale * np.maximum(0.0, room - k[8]))
+
+    def lower(self, k: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Lowest allowed velocity at q for the gathered constants `k`."""
+        if not self.pdv:
+            return -k[2]
+        room = np.sqrt(np.maximum(0.0, k[7] * (q - k[6])))
+        return -np.minimum(k[2], self.scale * np.maximum(0.0, room - k[8]))
+
+
+def _closed_form_check(c: _Consts, k: np.ndarray, q0: np.ndarray, v0: np.ndarray,
+                       a0: np.ndarray, params: tuple[np.ndarray, ...], h: float
                        ) -> tuple[np.ndarray, np.ndarray]:
     """(surely safe, surely unsafe) from the plans' exact sums; neither = simulate.
 
@@ -178,31 +209,41 @@ def _closed_form_check(lim: JointLimits, q0: np.ndarray, v0: np.ndarray, a0: np.
     states (q0, v0), (q_mid, v1) and (q_end, 0) lie on the plan, so a limit broken there is
     surely broken.
     """
-    h = lim.dt_s
     k1, v1, r, m, b, _ = params
-    n2 = np.where(r > 0, 2.0 * r + m, 0.0)
     q_mid = q0 + h * (k1 * v0 + h * a0 * (k1 * k1 - 1.0) / 3.0)
-    q_end = q_mid + h * v1 * (n2 - 2.0) / 2.0
-    pmin, pmax = lim.position_min_rad[cols], lim.position_max_rad[cols]
-    qs, vs = np.stack([q0, q_mid, q_end]), np.stack([v0, v1, 0.0 * v0])
-    vlo, vhi = lim.velocity_bounds(qs, cols)
-    unsafe = np.any((qs < pmin) | (qs > pmax) | (vs < vlo) | (vs > vhi), axis=0)
-    turns = (v0 != 0) & (np.sign(v1) != np.sign(v0))
-    q_turn = np.where(turns, q0 + h * k1 * v0, q0)
-    lo1, hi1 = np.minimum.reduce([q0, q_mid, q_turn]), np.maximum.reduce([q0, q_mid, q_turn])
-    ok = (np.minimum(lo1, q_end) >= pmin) & (np.maximum(hi1, q_end) <= pmax)
-    vlo, _ = lim.velocity_bounds(lo1, cols)
-    _, vhi = lim.velocity_bounds(hi1, cols)
-    ok &= (np.maximum(np.maximum(v0, v1), 0.0) <= vhi)
-    ok &= (np.minimum(np.minimum(v0, v1), 0.0) >= vlo)
-    if lim.position_dependent:
+    q_end = q_mid + h * v1 * (r + m / 2.0 - 1.0)
+    q_turn = q0 + np.where(v0 * v1 <= 0.0, h * k1 * v0, 0.0)
+    lo3, hi3 = np.minimum(np.minimum(q0, q_mid), q_end), np.maximum(np.maximum(q0, q_mid), q_end)
+    lo4, hi4 = np.minimum(lo3, q_turn), np.maximum(hi3, q_turn)
+    pmin, pmax = k[0], k[1]
+    unsafe = (lo3 < pmin) | (hi3 > pmax)
+    pos_safe = (lo4 >= pmin) & (hi4 <= pmax)
+    vhi_all, vlo_all = np.maximum(np.maximum(v0, v1), 0.0), np.minimum(np.minimum(v0, v1), 0.0)
+    if not c.pdv:
+        v_ok = (vhi_all <= k[2]) & (vlo_all >= -k[2])
+        return pos_safe & v_ok, unsafe | ~v_ok
+    safe = pos_safe & (vhi_all <= c.upper(k, hi4)) & (vlo_all >= c.lower(k, lo4)) & ~unsafe
+    i = np.flatnonzero(~(safe | unsafe))
+    if i.size:   # near the position-dependent bound: look closer
+        k, v0, v1, b, q_mid, q_end = k[:, i], v0[i], v1[i], b[i], q_mid[i], q_end[i]
+        q0, q_turn = q0[i], q_turn[i]
+        bad = np.zeros(i.size, dtype=bool)
+        for q, v in ((q0, v0), (q_mid, v1)):
+            bad |= (v < c.lower(k, q)) | (v > c.upper(k, q))
+        # stage 1: its velocities (between v0 and v1) against the worst position it reaches
+        lo1 = np.minimum(np.minimum(q0, q_mid), q_turn)
+        hi1 = np.maximum(np.maximum(q0, q_mid), q_turn)
+        ok = (np.maximum(np.maximum(v0, v1), 0.0) <= c.upper(k, hi1))
+        ok &= (np.minimum(np.minimum(v0, v1), 0.0) >= c.lower(k, lo1))
+        # stage 2: |v| <= h b + sqrt(2 b d) at distance d before the stop point
         frac = (np.arange(_INTERVALS + 1) / _INTERVALS)[:, None] ** 2
         d = np.abs(q_end - q_mid) * frac
         speed = np.minimum(np.abs(v1), h * b + np.sqrt(2.0 * b * d[1:]))
-        vlo, vhi = lim.velocity_bounds(q_end - np.sign(v1) * d[:-1], cols)
-        allowed = np.where(v1 > 0, vhi, -vlo)
-        ok &= np.all((speed <= allowed) | (v1 == 0), axis=0)
-    return ok & ~unsafe, unsafe
+        at = q_end - np.sign(v1) * d[:-1]
+        allowed = np.where(v1 > 0, c.upper(k, at), -c.lower(k, at))
+        ok &= ((speed <= allowed) | (v1 == 0)).all(axis=0)
+        safe[i], unsafe[i] = ok & pos_safe[i] & ~bad, unsafe[i] | bad
+    return safe, unsafe
 
 
 class SafetyFilter:
@@ -219,9 +260,11 @@ class SafetyFilter:
         # A start inside the margin (or outside the range) widens that bound to the start.
         self._lim = replace(lim, position_min_rad=np.minimum(lim.position_min_rad, q0),
                             position_max_rad=np.maximum(lim.position_max_rad, q0))
+        self._c = _Consts(self._lim)
+        self._h = limits.dt_s
         n = limits.num_joints
         self.q, self.v, self.a = q0, np.zeros(n), np.zeros(n)
-        self._plan = np.zeros((0, n))         # stored stopping plans (accelerations), zero-padded
+        self._plan = np.zeros((1, n))           # stored stopping plans (accelerations), 0-padded
         self._stored = np.zeros(n, dtype=bool)  # else the plan from the state itself is certified
         self.clamps = {'jerk': 0, 'acceleration': 0, 'stopping': 0, 'exact_checks': 0}
 
@@ -239,32 +282,32 @@ class SafetyFilter:
 
     def step(self, a_des: np.ndarray) -> None:
         """Advance one period towards the desired accelerations `a_des (n,)` (rad/s^2)."""
-        lim, h = self._lim, self._lim.dt_s
-        amax, jstep = lim.acceleration_max_rad_s2, lim.jerk_max_rad_s3 * h
-        box_lo, box_hi = np.maximum(-amax, self.a - jstep), np.minimum(amax, self.a + jstep)
+        table, h, a = self._c.table, self._h, self.a
+        amax, jstep = table[3], table[4] * h
+        box_lo = np.maximum(-amax, a - jstep)
+        box_hi = np.minimum(amax, a + jstep)
         finite = np.isfinite(a_des)
-        a_des = np.where(finite, a_des, self.a)
-        self.clamps['acceleration'] += int(np.any(np.abs(a_des) > amax))
-        self.clamps['jerk'] += int(np.any(np.abs(a_des - self.a) > jstep))
-        a_new = np.clip(a_des, box_lo, box_hi)
-        cols = np.arange(len(a_new))
-        ok = finite & self._certified(a_new, cols)
-        follow = np.flatnonzero(~ok)
-        if follow.size:
+        if not finite.all():
+            a_des = np.where(finite, a_des, a)
+        a_new = np.minimum(np.maximum(a_des, box_lo), box_hi)
+        if (a_new != a_des).any():
+            self.clamps['jerk'] += int((np.abs(a_des - a) > jstep).any())
+            self.clamps['acceleration'] += int((np.abs(a_des) > amax).any())
+        ok = self._certified(a_new, None) & finite
+        if not ok.all():
+            follow = np.flatnonzero(~ok)
             self.clamps['stopping'] += 1
             self._materialize(follow)
             a_bk = self._plan[0, follow]
-            cands = [a_bk + f * (a_new[follow] - a_bk) for f in _BLENDS]
-            cands.append(np.clip(0.0, box_lo[follow], box_hi[follow]))  # keep the velocity
-            cand = np.concatenate(cands)
-            cand_ok = self._certified(cand, np.tile(follow, len(cands)))
-            cand_ok &= np.tile(finite[follow], len(cands))
-            cand_ok = cand_ok.reshape(len(cands), -1)
-            best = np.where(cand_ok, np.abs(cand.reshape(len(cands), -1) - a_new[follow]), np.inf)
-            pick = np.argmin(best, axis=0)
-            found = np.isfinite(best[pick, np.arange(follow.size)])
-            a_new[follow] = np.where(found, cand.reshape(len(cands), -1)[pick, np.arange(
-                follow.size)], a_bk)
+            cands = np.stack([a_bk + f * (a_new[follow] - a_bk) for f in _BLENDS]
+                             + [np.minimum(np.maximum(0.0, box_lo[follow]), box_hi[follow])])
+            cand_ok = self._certified(cands.ravel(), np.tile(follow, len(cands)))
+            cand_ok = cand_ok.reshape(cands.shape) & finite[follow]
+            dist = np.where(cand_ok, np.abs(cands - a_new[follow]), np.inf)
+            pick = np.argmin(dist, axis=0)
+            cols = np.arange(follow.size)
+            found = np.isfinite(dist[pick, cols])
+            a_new[follow] = np.where(found, cands[pick, cols], a_bk)
             self._advance_plans(follow[~found])
             ok[follow[found]] = True
         self._stored &= ~ok
@@ -281,72 +324,57 @@ class SafetyFilter:
             self.v[:] = 0.0   # rest reached up to float rounding of the plan's sums
 
     def _integrate(self, a_new: np.ndarray) -> None:
-        h = self._lim.dt_s
         self.a = a_new
-        self.v = self.v + a_new * h
-        self.q = self.q + self.v * h
+        self.v = self.v + a_new * self._h
+        self.q = self.q + self.v * self._h
 
     def _advance_plans(self, cols: np.ndarray) -> None:
-        if cols.size and len(self._plan):
+        if cols.size:
             self._plan[:-1, cols] = self._plan[1:, cols]
             self._plan[-1, cols] = 0.0
-        self._stored[cols] = True
+            self._stored[cols] = True
 
     def _materialize(self, cols: np.ndarray) -> None:
         """Store the stopping plan of the current state for joints `cols` that hold none."""
         cols = cols[~self._stored[cols]]
         if not cols.size:
             return
-        lim = self._lim
-        a0 = self.a[cols]
-        params = _stop_params(self.v[cols], a0, lim.acceleration_max_rad_s2[cols],
-                              lim.jerk_max_rad_s3[cols], lim.dt_s)
+        k, a0 = self._c.table[:, cols], self.a[cols]
+        params = _stop_params(self.v[cols], a0, k[3], k[4], self._h)
         length = int(np.max(params[-1]))
-        if max(length, 1) > len(self._plan):
-            grown = np.zeros((max(length, 1), self.limits.num_joints))
+        if length > len(self._plan):
+            grown = np.zeros((length, self.limits.num_joints))
             grown[:len(self._plan)] = self._plan
             self._plan = grown
         self._plan[:, cols] = 0.0
         self._plan[:length, cols] = _stop_accels(a0, params, length)
         self._stored[cols] = True
 
-    def _certified(self, a_new: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Whether applying `a_new (m,)` to joints `cols` leads to a state with a stopping plan."""
-        lim, h = self._lim, self._lim.dt_s
-        v0 = self.v[cols] + a_new * h
-        q0 = self.q[cols] + v0 * h
-        amax, jmax = lim.acceleration_max_rad_s2[cols], lim.jerk_max_rad_s3[cols]
-        params = _stop_params(v0, a_new, amax, jmax, h)
-        lo, hi = lim.position_min_rad[cols], lim.position_max_rad[cols]
-        # Closed-form sufficient test: |v| is monotone in each phase, so it peaks at v0 or v1,
-        # and the position moves at most steps * h * peak.
-        peak = np.maximum(np.abs(v0), np.abs(params[1]))
-        reach = params[-1] * h * peak
-        vlo_far, _ = lim.velocity_bounds(q0 - reach, cols)
-        _, vhi_far = lim.velocity_bounds(q0 + reach, cols)
-        ok = ((q0 - reach >= lo) & (q0 + reach <= hi) & (peak <= vhi_far) & (-peak >= vlo_far))
-        ok &= np.isfinite(q0) & np.isfinite(reach)
-        hard = np.flatnonzero(~ok & np.isfinite(q0) & np.isfinite(params[-1]))
-        if hard.size:
-            sub = tuple(p[hard] for p in params)
-            safe, unsafe = _closed_form_check(lim, q0[hard], v0[hard], a_new[hard], sub,
-                                              cols[hard])
-            ok[hard] = safe
-            hard = hard[~(safe | unsafe)]
+    def _certified(self, a_new: np.ndarray, cols: np.ndarray | None) -> np.ndarray:
+        """Whether `a_new (m,)` on joints `cols` (None: all) leads to a state with a stopping
+        plan: closed form first, exact simulation where that cannot decide."""
+        h = self._h
+        if cols is None:
+            k, q, v = self._c.table, self.q, self.v
+        else:
+            k, q, v = self._c.table[:, cols], self.q[cols], self.v[cols]
+        v0 = v + a_new * h
+        q0 = q + v0 * h
+        params = _stop_params(v0, a_new, k[3], k[4], h)
+        safe, unsafe = _closed_form_check(self._c, k, q0, v0, a_new, params, h)
+        hard = np.flatnonzero(~(safe | unsafe))
         if hard.size:
             self.clamps['exact_checks'] += 1
-            ok[hard] = self._simulate(q0[hard], v0[hard], a_new[hard],
-                                      tuple(p[hard] for p in params), cols[hard])
-        return ok
+            safe[hard] = self._simulate(q0[hard], v0[hard], a_new[hard],
+                                        tuple(p[hard] for p in params), k[:, hard])
+        return safe
 
     def _simulate(self, q0: np.ndarray, v0: np.ndarray, a0: np.ndarray,
-                  params: tuple[np.ndarray, ...], cols: np.ndarray) -> np.ndarray:
+                  params: tuple[np.ndarray, ...], k: np.ndarray) -> np.ndarray:
         """Exact check: roll the stopping plans out from `(q0, v0, a0)` and test every step."""
-        lim, h = self._lim, self._lim.dt_s
-        length = int(np.max(params[-1]))
-        acc = _stop_accels(a0, params, length)
+        h = self._h
+        acc = _stop_accels(a0, params, int(np.max(params[-1])))
         vel = np.vstack([v0, v0 + h * np.cumsum(acc, axis=0)])
         pos = q0 + h * np.vstack([np.zeros_like(v0), np.cumsum(vel[1:], axis=0)])
-        vlo, vhi = lim.velocity_bounds(pos, cols)
-        lo, hi = lim.position_min_rad[cols], lim.position_max_rad[cols]
-        return np.all((pos >= lo) & (pos <= hi) & (vel >= vlo) & (vel <= vhi), axis=0)
+        return np.all((pos >= k[0]) & (pos <= k[1]) & (vel >= self._c.lower(k, pos))
+                      & (vel <= self._c.upper(k, pos)), axis=0)
