@@ -54,6 +54,7 @@ DELEGATES: dict[str, tuple[str, str]] = {
     'collect': ('vidplan_ros.data.collect', 'record scripted-expert episodes from the sim'),
     'experts': ('vidplan_ros.sim.rollout', 'measure scripted-expert success in the sim'),
     'bag': ('vidplan_ros.data.bags', 'inspect a bag: topics, counts, metadata'),
+    'train': ('vidplan_ros.nn.train', 'train the model set of a task from bags'),
     'bench': ('vidplan_ros.cli_bench', 'benchmarks: `vidplan bench sim|transport ...`'),
 }
 
