@@ -129,9 +129,9 @@ def test_start_deviation_and_splice_velocity_rejects():
     assert decision.reason == 'start_deviation'
     times = np.arange(0.0, 0.5, 0.05)
     pos = np.tile(q0, (len(times), 1))
-    pos[:, 0] += 3.0 * (0.04 + times - 0.049)        # passes the command now, at 3 rad/s
+    pos[:, 0] += 2.0 * (0.04 + times - 0.049)        # passes the command now, at 2 rad/s
     vel = np.zeros_like(pos)
-    vel[:, 0] = 3.0
+    vel[:, 0] = 2.0
     fast = GroundedPlan(0.04, times, pos, vel, 0.0, 1.0, 'fast')
     assert ex.on_plan(fast).reason == 'splice_velocity'
 
@@ -203,10 +203,13 @@ def test_malformed_plans_are_rejected_with_reasons():
         'expired': GroundedPlan(-0.2, t, p, None, 0.0, 1.0, 'x'),
         'out_of_limits': GroundedPlan(0.0, t, p + 10.0, None, 0.0, 1.0, 'x'),
         'horizon_too_long': GroundedPlan(0.0, np.array([0.0, 1e6]), p, None, 0.0, 1.0, 'x'),
+        'velocity_out_of_limits': GroundedPlan(0.0, t, p, p * 0 + 9.0, 0.0, 1.0, 'x'),
     }
     for reason, plan in cases.items():
         assert ex.on_plan(plan).reason == reason
     assert sum(ex.status()['rejected'].values()) == len(cases)
+    run(ex, 0.01, 0.2, feed_state=False)
+    assert ex.on_plan(GroundedPlan(0.19, t, p, None, 0.0, 1.0, 'x')).reason == 'stale_observation'
 
 
 def test_preview_is_what_step_will_do_and_within_limits():

@@ -55,7 +55,7 @@ class Fuzzer:
         times = np.arange(h) * dt_plan + r.choice([0.0, latency, r.uniform(0, 0.2)])
         base = self.q + r.normal(0, 0.01, n)
         pos = base + np.cumsum(r.normal(0, 0.1, (h, n)) * self.vmax * dt_plan, axis=0)
-        vel = None if r.random() < 0.5 else r.normal(0, 1, (h, n)) * self.vmax
+        vel = None if r.random() < 0.5 else r.normal(0, 0.3, (h, n)) * self.vmax
         residual, alignment = r.uniform(0, 0.09), r.uniform(0, 1)
         if kind == 'max':      # every joint at a hard limit, flipping sides
             pos = np.where(r.random((h, n)) < 0.5, self.lo, self.hi)
@@ -111,7 +111,8 @@ class Fuzzer:
         elif kind == 'residual':
             residual = r.choice([0.2, 1e3])
         elif kind == 'fast_vel':
-            vel = r.choice([-1, 1], (h, n)) * 1e6
+            vel = r.choice([-1, 1], (h, n)) * np.array(self.spec.velocity_max_rad_s)
+            vel *= r.choice([1.0, 1e6])   # at the robot's limit (accepted) or absurd
         return GroundedPlan(stamp, times, pos, vel, residual, alignment, kind)
 
     # --- the loop ---------------------------------------------------------------------------
@@ -203,7 +204,8 @@ def fuzz(robot, cfg, seed):
     assert jumps.max() <= 1.0
     assert decisions.get('accepted', 0) > PLANS_PER_ROBOT // 5
     expected = {'non_finite', 'malformed', 'times_not_increasing', 'stale', 'future_stamp',
-                'dynamics_residual', 'out_of_limits', 'expired', 'horizon_too_long'}
+                'dynamics_residual', 'out_of_limits', 'expired', 'horizon_too_long',
+                'velocity_out_of_limits', 'estop'}
     assert expected <= set(decisions), decisions
     assert ratios['position'] > 0.95 and ratios['jerk'] > 0.95   # the limits were reached
     return ratios

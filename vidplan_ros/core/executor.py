@@ -96,47 +96,49 @@ class ExecutorConfig:
         require(self.max_plan_points >= 1, 'max_plan_points', self.max_plan_points, '>= 1')
 
 
+@dataclass(frozen=True, eq=False)
 class _Reference:
-    """A plan anchored in absolute time, cubic Hermite between points, blended from the splice."""
+    """A plan in absolute time (cubic Hermite), plus an offset (dq, dv) at t0_s fading out over
+    blend_s, so that it starts exactly on what was being executed."""
 
-    def __init__(self, times_s: np.ndarray, pos: np.ndarray, vel: np.ndarray, stamp_s: float,
-                 t0_s: float, dq: np.ndarray, dv: np.ndarray, blend_s: float) -> None:
-        self.times_s, self.pos, self.vel, self.stamp_s = times_s, pos, vel, stamp_s
-        self.t0_s, self.dq, self.dv, self.blend_s = t0_s, dq, dv, blend_s
-
-    @property
-    def end_s(self) -> float:
-        return float(self.times_s[-1])
+    times_s: np.ndarray
+    pos: np.ndarray
+    vel: np.ndarray
+    stamp_s: float
+    t0_s: float
+    dq: np.ndarray
+    dv: np.ndarray
+    blend_s: float
 
     def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        r, dr, ddr = _hermite(self.times_s, self.pos, self.vel, t)
+        """Position, velocity, acceleration at `t` (at rest on the last point after it)."""
+        times, pos, vel = self.times_s, self.pos, self.vel
+        if t >= times[-1] or len(times) == 1:
+            zero = np.zeros(pos.shape[1])
+            ref = pos[-1], zero, zero
+        else:
+            i = max(0, int(np.searchsorted(times, t, side='right')) - 1)
+            T = times[i + 1] - times[i]
+            ref = _cubic(max(0.0, (t - times[i]) / T), T, pos[i], vel[i], pos[i + 1], vel[i + 1])
         s = (t - self.t0_s) / self.blend_s
-        if 0.0 <= s < 1.0:
-            T = self.blend_s
-            r = r + self.dq * (2 * s**3 - 3 * s**2 + 1) + self.dv * T * (s**3 - 2 * s**2 + s)
-            dr = dr + self.dq * (6 * s**2 - 6 * s) / T + self.dv * (3 * s**2 - 4 * s + 1)
-            ddr = ddr + self.dq * (12 * s - 6) / T**2 + self.dv * (6 * s - 4) / T
-        return r, dr, ddr
+        if not 0.0 <= s < 1.0:
+            return ref
+        fade = _cubic(s, self.blend_s, self.dq, self.dv, 0.0, 0.0)
+        return ref[0] + fade[0], ref[1] + fade[1], ref[2] + fade[2]
 
 
-def _hermite(times: np.ndarray, pos: np.ndarray, vel: np.ndarray, t: float
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Position, velocity, acceleration at `t` (held at the ends, at rest after the last)."""
-    zero = np.zeros(pos.shape[1])
-    if t >= times[-1]:
-        return pos[-1], zero, zero
-    if t <= times[0]:
-        return pos[0], vel[0], zero
-    i = int(np.searchsorted(times, t, side='right')) - 1
-    T = times[i + 1] - times[i]
-    s = (t - times[i]) / T
-    p0, p1, m0, m1 = pos[i], pos[i + 1], vel[i] * T, vel[i + 1] * T
-    r = (2 * s**3 - 3 * s**2 + 1) * p0 + (s**3 - 2 * s**2 + s) * m0 \
-        + (-2 * s**3 + 3 * s**2) * p1 + (s**3 - s**2) * m1
-    dr = ((6 * s**2 - 6 * s) * p0 + (3 * s**2 - 4 * s + 1) * m0 + (-6 * s**2 + 6 * s) * p1
-          + (3 * s**2 - 2 * s) * m1) / T
-    ddr = ((12 * s - 6) * p0 + (6 * s - 4) * m0 + (6 - 12 * s) * p1 + (6 * s - 2) * m1) / T**2
+def _cubic(s: float, T: float, p0: np.ndarray, v0: np.ndarray, p1: np.ndarray | float,
+           v1: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cubic Hermite segment of duration T at s in [0, 1]: position, velocity, acceleration."""
+    m0, m1, dp = v0 * T, v1 * T, p0 - p1
+    r = p1 + (2 * s**3 - 3 * s**2 + 1) * dp + (s**3 - 2 * s**2 + s) * m0 + (s**3 - s**2) * m1
+    dr = ((6 * s**2 - 6 * s) * dp + (3 * s**2 - 4 * s + 1) * m0 + (3 * s**2 - 2 * s) * m1) / T
+    ddr = ((12 * s - 6) * dp + (6 * s - 4) * m0 + (6 * s - 2) * m1) / T**2
     return r, dr, ddr
+
+
+def _finite(*values: object) -> bool:
+    return all(bool(np.isfinite(v).all()) for v in values if v is not None)
 
 
 class Executor:
@@ -163,47 +165,41 @@ class Executor:
         self._now_s = -np.inf
         self._cmd_time_s = -np.inf
         self._first_pending = False
-        self._estop = self._estop_latched = False
+        self._estop = False
         self._stop_reason = 'no_plan'
 
     # --- inputs -------------------------------------------------------------------------
 
     def on_state(self, q_rad: np.ndarray, dq_rad_s: np.ndarray | None, stamp_s: float) -> bool:
-        """A measured joint state (spec order). Returns False (and ignores it) if invalid."""
+        """A measured joint state (spec order, dq may be None). False (ignored) if invalid."""
         try:
             q = np.asarray(q_rad, dtype=float).reshape(-1)
-            dq = None if dq_rad_s is None else np.asarray(dq_rad_s, dtype=float).reshape(-1)
+            dq = q if dq_rad_s is None else np.asarray(dq_rad_s, dtype=float).reshape(-1)
             stamp = float(stamp_s)
         except (TypeError, ValueError):
-            return self._bad_state('malformed')
-        if q.shape != (self._n,) or (dq is not None and dq.shape != (self._n,)):
-            return self._bad_state('malformed')
-        if not (np.all(np.isfinite(q)) and np.isfinite(stamp)
-                and (dq is None or np.all(np.isfinite(dq)))):
-            return self._bad_state('non_finite')
-        if stamp < self._obs_stamp_s:
-            return self._bad_state('out_of_order')
+            q = dq = np.zeros(0)
+            stamp = np.nan
+        reason = ('malformed' if q.shape != (self._n,) or dq.shape != (self._n,) else
+                  'non_finite' if not _finite(stamp, q, dq) else
+                  'out_of_order' if stamp < self._obs_stamp_s else '')
+        self._counts[f'observation_{reason or "ok"}'] += 1
+        if reason:
+            return False
         self._obs_stamp_s = stamp
         if self._filter is None:   # first command = measured q, at rest
             self._filter = SafetyFilter(self.limits, q)
             self._cmd_time_s = stamp
             self._first_pending = True
-        self._counts['observations'] += 1
         return True
-
-    def _bad_state(self, reason: str) -> bool:
-        self._counts[f'observation_{reason}'] += 1
-        return False
 
     def set_estop(self, active: bool) -> None:
         """Latched: decelerate to rest; no plan runs until released and a new plan arrives."""
         if active and not self._estop:
             self._counts['estops'] += 1
             self._drop_plan('estop')
-        self._estop = bool(active)
-        self._estop_latched = self._estop_latched or self._estop
-        if not active and self._estop_latched:
+        elif self._estop and not active:
             self._stop_reason = 'estop_released'
+        self._estop = bool(active)
 
     def on_plan(self, plan: GroundedPlan) -> PlanDecision:
         """Validate `plan` and splice it onto the current command, or reject it (keeping the
@@ -229,30 +225,27 @@ class Executor:
         if (times.ndim != 1 or not 1 <= len(times) <= cfg.max_plan_points
                 or pos.shape != (len(times), n) or (vel is not None and vel.shape != pos.shape)):
             return 'malformed'
-        if not (np.isfinite(stamp) and np.isfinite(residual) and np.isfinite(alignment)
-                and np.all(np.isfinite(times)) and np.all(np.isfinite(pos))
-                and (vel is None or np.all(np.isfinite(vel)))):
+        if not _finite(stamp, residual, alignment, times, pos, vel):
             return 'non_finite'
         if np.any(np.diff(times) < _MIN_DT_S):
             return 'times_not_increasing'
         if times[-1] - min(times[0], 0.0) > cfg.max_plan_horizon_s:
             return 'horizon_too_long'
-        if self._estop:
-            return 'estop'
-        if self._filter is None:
-            return 'no_state'
         now = max(self._now_s, self._obs_stamp_s)
-        if stamp > now + cfg.max_future_stamp_s:
-            return 'future_stamp'
-        if now - stamp > cfg.stale_plan_s:
-            return 'stale'
-        if residual > cfg.max_dynamics_residual:
-            return 'dynamics_residual'
-        if alignment < cfg.min_alignment:
-            return 'alignment'
-        lo, hi = np.array(self.spec.position_min_rad), np.array(self.spec.position_max_rad)
-        if np.any(pos < lo) or np.any(pos > hi):
-            return 'out_of_limits'
+        spec = self.spec
+        reason = ('estop' if self._estop else
+                  'no_state' if self._filter is None else
+                  'stale_observation' if now - self._obs_stamp_s > cfg.stale_observation_s else
+                  'future_stamp' if stamp > now + cfg.max_future_stamp_s else
+                  'stale' if now - stamp > cfg.stale_plan_s else
+                  'dynamics_residual' if residual > cfg.max_dynamics_residual else
+                  'alignment' if alignment < cfg.min_alignment else
+                  'out_of_limits' if np.any(pos < spec.position_min_rad)
+                  or np.any(pos > spec.position_max_rad) else
+                  'velocity_out_of_limits' if vel is not None
+                  and np.any(np.abs(vel) > spec.velocity_max_rad_s) else '')
+        if reason or self._filter is None:
+            return reason
         t_abs = stamp + times
         t0 = self._cmd_time_s
         future = np.flatnonzero(t_abs > t0)
@@ -266,7 +259,7 @@ class Executor:
             self._ref.sample(t0)[:2]
         i = int(future[0])
         if i > 0 or t_abs[0] - t0 < _MIN_DT_S:   # the plan covers now: blend from it
-            p_at, v_at, _ = _hermite(t_abs, pos, vel, t0)
+            p_at, v_at, _ = _Reference(t_abs, pos, vel, stamp, np.inf, q, q, 1.0).sample(t0)
             if np.max(np.abs(p_at - q)) > cfg.max_start_deviation_rad:
                 return 'start_deviation'
             if np.max(np.abs(v_at - a_v)) > cfg.max_splice_velocity_change_rad_s:
@@ -283,7 +276,6 @@ class Executor:
         self._counts['points_dropped'] += i
         self._counts['splices'] += int(self._ref is not None)
         self._ref = _Reference(times_s, pts, vls, stamp, t0, dq, dv, cfg.splice_blend_s)
-        self._estop_latched = False
         return ''
 
     def _drop_plan(self, reason: str) -> None:
@@ -299,7 +291,8 @@ class Executor:
         f = self._filter
         if f is None:
             return Command(np.array(self.spec.ready_pose_rad), np.zeros(self._n),
-                           np.zeros(self._n), 'idle', 'no_observation', float(now_s))
+                           np.zeros(self._n), 'idle', 'no_observation',
+                           float(now_s) if np.isfinite(now_s) else 0.0)
         finite = bool(np.isfinite(now_s))
         now = float(now_s) if finite else self._cmd_time_s + self.cfg.control_dt_s
         bad_clock = not finite or now < self._now_s
@@ -342,7 +335,7 @@ class Executor:
             return 'decelerate', cause
         if ref is None:
             return 'hold', self._stop_reason
-        return 'track', 'plan_end' if now >= ref.end_s else 'tracking'
+        return 'track', 'plan_end' if now >= ref.times_s[-1] else 'tracking'
 
     def _tracking(self, now: float) -> np.ndarray:
         """Desired acceleration: reference feed-forward plus a cascaded P (position) / P
@@ -375,14 +368,13 @@ class Executor:
 
     def preview(self, now_s: float, horizon_s: float, dt_s: float
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The commands of the next `horizon_s` if nothing changes, every `dt_s` (rounded to a
-        whole number of control periods, so their differences stay within the limits).
-
-        Returns times (T,) (absolute, from now_s + dt_s), q (T, n), dq (T, n).
-        """
+        """The commands of the next `horizon_s` (capped at max_plan_horizon_s) if nothing
+        changes, every `dt_s` rounded to whole control periods: times (T,) from now_s + dt_s,
+        q (T, n), dq (T, n). Differences at that period stay within the box limits."""
         h = self.cfg.control_dt_s
         every = max(1, int(round(dt_s / h))) if np.isfinite(dt_s) and dt_s > 0 else 1
-        count = int(horizon_s / (every * h)) if np.isfinite(horizon_s) and horizon_s > 0 else 0
+        horizon = min(horizon_s, self.cfg.max_plan_horizon_s) if horizon_s > 0 else 0.0
+        count = int(horizon / (every * h)) if np.isfinite(horizon) else 0
         sim = copy.deepcopy(self, {id(self.spec): self.spec, id(self.cfg): self.cfg,
                                    id(self.limits): self.limits})
         times, qs, dqs = [], [], []
