@@ -70,6 +70,9 @@ def test_closed_form_checks_agree_with_simulating_the_stopping_plan(name, dt):
     exact = f._simulate(q0, v0, a0, params, k)
     safe, unsafe = lm._closed_form_check(f._c, k, q0, v0, a0, params, dt)
     assert not np.any(safe & ~exact), 'closed form called an unsafe state safe'
+    quick = f._c.quick_safe(k, q0, v0)
+    assert not np.any(quick & ~exact), 'the quick test called an unsafe state safe'
+    assert quick.mean() > 0.2
     assert not np.any(unsafe & exact), 'closed form called a safe state unsafe'
     assert 0.1 < exact.mean() < 0.99
 

@@ -96,45 +96,41 @@ class ExecutorConfig:
         require(self.max_plan_points >= 1, 'max_plan_points', self.max_plan_points, '>= 1')
 
 
-@dataclass(frozen=True, eq=False)
 class _Reference:
     """A plan in absolute time (cubic Hermite), plus an offset (dq, dv) at t0_s fading out over
     blend_s, so that it starts exactly on what was being executed."""
 
-    times_s: np.ndarray
-    pos: np.ndarray
-    vel: np.ndarray
-    stamp_s: float
-    t0_s: float
-    dq: np.ndarray
-    dv: np.ndarray
-    blend_s: float
+    def __init__(self, times_s: np.ndarray, pos: np.ndarray, vel: np.ndarray, stamp_s: float,
+                 t0_s: float, dq: np.ndarray, dv: np.ndarray, blend_s: float) -> None:
+        self.times_s, self.pos, self.stamp_s = times_s, pos, stamp_s
+        self.t0_s, self.blend_s = t0_s, blend_s
+        self._seg = np.stack([pos[:-1] - pos[1:], vel[:-1], vel[1:]], axis=1)  # (K-1, 3, n)
+        self._fade = np.stack([dq, dv])
+        self._rest = np.vstack([pos[-1], np.zeros((2, pos.shape[1]))])
 
-    def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Position, velocity, acceleration at `t` (at rest on the last point after it)."""
-        times, pos, vel = self.times_s, self.pos, self.vel
+    def sample(self, t: float) -> np.ndarray:
+        """Rows: position, velocity, acceleration at `t` (at rest on the last point after)."""
+        times = self.times_s
         if t >= times[-1] or len(times) == 1:
-            zero = np.zeros(pos.shape[1])
-            ref = pos[-1], zero, zero
+            out = self._rest.copy()
         else:
             i = max(0, int(np.searchsorted(times, t, side='right')) - 1)
             T = times[i + 1] - times[i]
-            ref = _cubic(max(0.0, (t - times[i]) / T), T, pos[i], vel[i], pos[i + 1], vel[i + 1])
+            out = _cubic(max(0.0, (t - times[i]) / T), T) @ self._seg[i]
+            out[0] += self.pos[i + 1]
         s = (t - self.t0_s) / self.blend_s
-        if not 0.0 <= s < 1.0:
-            return ref
-        fade = _cubic(s, self.blend_s, self.dq, self.dv, 0.0, 0.0)
-        return ref[0] + fade[0], ref[1] + fade[1], ref[2] + fade[2]
+        if 0.0 <= s < 1.0:
+            out += _cubic(s, self.blend_s)[:, :2] @ self._fade
+        return out
 
 
-def _cubic(s: float, T: float, p0: np.ndarray, v0: np.ndarray, p1: np.ndarray | float,
-           v1: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cubic Hermite segment of duration T at s in [0, 1]: position, velocity, acceleration."""
-    m0, m1, dp = v0 * T, v1 * T, p0 - p1
-    r = p1 + (2 * s**3 - 3 * s**2 + 1) * dp + (s**3 - 2 * s**2 + s) * m0 + (s**3 - s**2) * m1
-    dr = ((6 * s**2 - 6 * s) * dp + (3 * s**2 - 4 * s + 1) * m0 + (3 * s**2 - 2 * s) * m1) / T
-    ddr = ((12 * s - 6) * dp + (6 * s - 4) * m0 + (6 * s - 2) * m1) / T**2
-    return r, dr, ddr
+def _cubic(s: float, T: float) -> np.ndarray:
+    """Cubic Hermite weights at s in [0, 1] of a segment of duration T: rows position,
+    velocity, acceleration; columns (p0 - p1, v0, v1) (add p1 to the position)."""
+    s2, s3 = s * s, s * s * s
+    return np.array([[2 * s3 - 3 * s2 + 1, (s3 - 2 * s2 + s) * T, (s3 - s2) * T],
+                     [(6 * s2 - 6 * s) / T, 3 * s2 - 4 * s + 1, 3 * s2 - 2 * s],
+                     [(12 * s - 6) / T**2, (6 * s - 4) / T, (6 * s - 2) / T]])
 
 
 def _finite(*values: object) -> bool:

@@ -19,6 +19,7 @@ limits, from the first command (measured q at rest) on. Internally the limits ar
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -29,10 +30,6 @@ _TIGHTEN = 1.0 - 1e-6
 _TIGHTEN_RAD = 1e-9
 _INTERVALS = 12       # of the stopping distance, for the position-dependent velocity test
 _BLENDS = (0.5, 0.25)  # fractions of the way from the stopping plan to a rejected candidate
-
-
-def _empty() -> np.ndarray:
-    return np.zeros(0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,10 +45,10 @@ class JointLimits:
     velocity_scale: float = 1.0
     # Franka FR3 position-dependent velocity bound (empty = none), on the robot's own limits:
     # v <= scale * min(v_max, max(0, -offset + sqrt(2 dec (q_max - q)))), mirrored below.
-    velocity_offset_rad_s: np.ndarray = field(default_factory=_empty)
-    deceleration_max_rad_s2: np.ndarray = field(default_factory=_empty)
-    hard_position_min_rad: np.ndarray = field(default_factory=_empty)
-    hard_position_max_rad: np.ndarray = field(default_factory=_empty)
+    velocity_offset_rad_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    deceleration_max_rad_s2: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    hard_position_min_rad: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    hard_position_max_rad: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def num_joints(self) -> int:
@@ -61,20 +58,14 @@ class JointLimits:
     def position_dependent(self) -> bool:
         return len(self.velocity_offset_rad_s) > 0
 
-    def velocity_bounds(self, q_rad: np.ndarray, cols: np.ndarray | None = None
-                        ) -> tuple[np.ndarray, np.ndarray]:
-        """Lowest and highest allowed velocity at positions `q_rad (..., m)` of joints `cols`."""
-        sel = slice(None) if cols is None else cols
-        vmax = self.velocity_max_rad_s[sel]
-        if not self.position_dependent:
-            return -vmax + 0.0 * q_rad, vmax + 0.0 * q_rad
-        off, dec = self.velocity_offset_rad_s[sel], self.deceleration_max_rad_s2[sel]
-        s = self.velocity_scale
-        room_hi = np.maximum(0.0, 2.0 * dec * (self.hard_position_max_rad[sel] - q_rad))
-        room_lo = np.maximum(0.0, 2.0 * dec * (q_rad - self.hard_position_min_rad[sel]))
-        hi = np.minimum(vmax, s * np.maximum(0.0, np.sqrt(room_hi) - off))
-        lo = np.maximum(-vmax, -s * np.maximum(0.0, np.sqrt(room_lo) - off))
-        return lo, hi
+    @cached_property
+    def _consts(self) -> _Consts:
+        return _Consts(self)
+
+    def velocity_bounds(self, q_rad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest allowed velocity at positions `q_rad (..., n)`."""
+        c = self._consts
+        return c.lower(c.table, q_rad), c.upper(c.table, q_rad)
 
     def tightened(self) -> JointLimits:
         """These limits pulled in by float-rounding headroom (what the filter enforces)."""
@@ -174,13 +165,28 @@ class _Consts:
         n = lim.num_joints
         self.pdv = lim.position_dependent
         self.scale = lim.velocity_scale
+        amax, jmax = lim.acceleration_max_rad_s2, lim.jerk_max_rad_s3
+        dec = lim.deceleration_max_rad_s2 if self.pdv else np.ones(n)
         self.table = np.stack([
-            lim.position_min_rad, lim.position_max_rad, lim.velocity_max_rad_s,
-            lim.acceleration_max_rad_s2, lim.jerk_max_rad_s3,
+            lim.position_min_rad, lim.position_max_rad, lim.velocity_max_rad_s, amax, jmax,
             lim.hard_position_max_rad if self.pdv else np.zeros(n),
             lim.hard_position_min_rad if self.pdv else np.zeros(n),
-            2.0 * lim.deceleration_max_rad_s2 if self.pdv else np.zeros(n),
-            lim.velocity_offset_rad_s if self.pdv else np.zeros(n)])
+            2.0 * dec, lim.velocity_offset_rad_s if self.pdv else np.zeros(n),
+            # for quick_safe: the speed stage 1 can add, and distance = speed (speed e1 + e2)
+            amax * amax / (2.0 * jmax), 1.0 / (2.0 * amax), 2.0 * amax / jmax + 1.5 * lim.dt_s,
+            0.5 / dec])
+
+    def quick_safe(self, k: np.ndarray, q0: np.ndarray, v0: np.ndarray) -> np.ndarray:
+        """Cheap sufficient test for the stopping plan from (q0, v0, any |a0| <= a_max): its
+        speed stays <= |v0| + a^2 / 2j and it travels at most speed (speed / 2a + 2a/j + 1.5h)
+        (bounds on k1, r and m of `_stop_params`); inside the bounds with that speed = safe."""
+        speed = np.abs(v0) + k[9]
+        reach = speed * (speed * k[10] + k[11])
+        lo, hi = k[0], k[1]
+        if self.pdv:   # speed <= the position-dependent bound within (q_hard_max - room)
+            room = (speed / self.scale + k[8]) ** 2 * k[12]
+            lo, hi = np.maximum(lo, k[6] + room), np.minimum(hi, k[5] - room)
+        return (q0 + reach <= hi) & (q0 - reach >= lo) & (speed <= k[2])
 
     def upper(self, k: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Highest allowed velocity at q for the gathered constants `k`."""
@@ -260,21 +266,14 @@ class SafetyFilter:
         # A start inside the margin (or outside the range) widens that bound to the start.
         self._lim = replace(lim, position_min_rad=np.minimum(lim.position_min_rad, q0),
                             position_max_rad=np.maximum(lim.position_max_rad, q0))
-        self._c = _Consts(self._lim)
+        self._c = self._lim._consts
         self._h = limits.dt_s
         n = limits.num_joints
         self.q, self.v, self.a = q0, np.zeros(n), np.zeros(n)
         self._plan = np.zeros((1, n))           # stored stopping plans (accelerations), 0-padded
         self._stored = np.zeros(n, dtype=bool)  # else the plan from the state itself is certified
         self.clamps = {'jerk': 0, 'acceleration': 0, 'stopping': 0, 'exact_checks': 0}
-
-    def copy(self) -> SafetyFilter:
-        other = object.__new__(SafetyFilter)
-        other.__dict__.update(self.__dict__)
-        for name in ('q', 'v', 'a', '_plan', '_stored'):
-            setattr(other, name, getattr(self, name).copy())
-        other.clamps = dict(self.clamps)
-        return other
+        self._resting = False   # at rest with every stopping plan done: brake() holds
 
     @property
     def at_rest(self) -> bool:
@@ -282,6 +281,7 @@ class SafetyFilter:
 
     def step(self, a_des: np.ndarray) -> None:
         """Advance one period towards the desired accelerations `a_des (n,)` (rad/s^2)."""
+        self._resting = False
         table, h, a = self._c.table, self._h, self.a
         amax, jstep = table[3], table[4] * h
         box_lo = np.maximum(-amax, a - jstep)
@@ -315,6 +315,8 @@ class SafetyFilter:
 
     def brake(self) -> None:
         """Advance one period along the certified stopping plans (decelerate to rest)."""
+        if self._resting:
+            return
         cols = np.arange(self.limits.num_joints)
         self._materialize(cols)
         a_new = self._plan[0].copy()
@@ -322,6 +324,7 @@ class SafetyFilter:
         self._integrate(a_new)
         if not self._plan.any() and np.all(np.abs(self.v) < 1e-9) and not a_new.any():
             self.v[:] = 0.0   # rest reached up to float rounding of the plan's sums
+            self._resting = True
 
     def _integrate(self, a_new: np.ndarray) -> None:
         self.a = a_new
@@ -360,6 +363,9 @@ class SafetyFilter:
             k, q, v = self._c.table[:, cols], self.q[cols], self.v[cols]
         v0 = v + a_new * h
         q0 = q + v0 * h
+        quick = self._c.quick_safe(k, q0, v0)
+        if quick.all():
+            return quick
         params = _stop_params(v0, a_new, k[3], k[4], h)
         safe, unsafe = _closed_form_check(self._c, k, q0, v0, a_new, params, h)
         hard = np.flatnonzero(~(safe | unsafe))
