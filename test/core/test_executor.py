@@ -55,7 +55,7 @@ def test_config_file_matches_defaults_and_bad_values_fail():
 def test_idle_before_state_then_first_command_is_measured_q_at_rest():
     spec = load_robot_spec('franka_fr3')
     ex = Executor(spec, ExecutorConfig(control_dt_s=DT))
-    assert ex.step(0.0).mode == 'idle'
+    assert ex.step(0.0).mode == 'idle' and ex.preview(0.0, 0.1, 0.01)[1].shape == (0, 7)
     assert not ex.on_plan(ramp_plan(np.array(spec.ready_pose_rad), 0.0)).accepted
     q = np.array(spec.ready_pose_rad) + 0.01
     assert not ex.on_state(np.full(7, np.nan), None, 0.0)

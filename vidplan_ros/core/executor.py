@@ -371,8 +371,10 @@ class Executor:
         every = max(1, int(round(dt_s / h))) if np.isfinite(dt_s) and dt_s > 0 else 1
         horizon = min(horizon_s, self.cfg.max_plan_horizon_s) if horizon_s > 0 else 0.0
         count = int(horizon / (every * h)) if np.isfinite(horizon) else 0
-        sim = copy.deepcopy(self, {id(self.spec): self.spec, id(self.cfg): self.cfg,
-                                   id(self.limits): self.limits})
+        if self._filter is None:
+            count = 0
+        shared = (self.spec, self.cfg, self.limits, self._ref)   # never mutated
+        sim = copy.deepcopy(self, {id(x): x for x in shared})
         times, qs, dqs = [], [], []
         for k in range(1, count * every + 1):
             cmd = sim.step(now_s + k * h)
