@@ -26,6 +26,7 @@ def tree(top):
 # Every node is a console script: `ros2 run vidplan_ros <name>` on a ROS host, `<name>` in a venv.
 NODES = {
     'vidplan_sim': 'vidplan_ros.nodes.sim_node:main',
+    'vidplan_executor': 'vidplan_ros.nodes.executor_node:main',
 }
 
 setup(

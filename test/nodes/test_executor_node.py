@@ -1,0 +1,77 @@
+"""Executor node between a plan source and the sim robot, over DDS, as separate processes."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vidplan_ros.core.robot_spec import load_robot_spec
+from vidplan_ros.nodes.diagnostics import diagnostic_values
+from vidplan_ros.transport import create_node
+from vidplan_ros.transport import convert as cv
+
+from test.nodes.test_sim_node import spin_until, start_sim, stop
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = load_robot_spec('franka_fr3')
+OFFSET = np.array([0.3, -0.2, 0.2, 0.25, -0.3, 0.2, 0.3])
+STALE_PLAN_S, DT_S = 0.5, 0.002
+
+
+def test_executor_tracks_plans_safely_and_holds_when_the_planner_dies():
+    sim = start_sim('robot:=franka_fr3', 'task:=franka/reach', 'cameras:=[front]',
+                    'camera_rate_hz:=1.0')
+    executor = subprocess.Popen(
+        [sys.executable, '-m', 'vidplan_ros.nodes.executor_node', '--ros-args',
+         '-p', 'use_sim_time:=true', '-p', f'executor.stale_plan_s:={STALE_PLAN_S}',
+         '-p', f'executor.control_dt_s:={DT_S}',
+         # Sim time arrives in /clock steps and this machine is shared: allow stamps up to
+         # 0.25 s ahead of the executor's clock before calling it a clock mismatch.
+         '-p', 'executor.max_future_stamp_s:=0.25'],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    planner = subprocess.Popen([sys.executable, str(REPO / 'test/nodes/plan_publisher_child.py')],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    node = create_node('executor_watcher', ['--ros-args', '-p', 'use_sim_time:=true'])
+    try:
+        chunks, states, diag = [], [], {}
+        node.create_subscription('trajectory_msgs/msg/JointTrajectory',
+                                 SPEC.interfaces.joint_trajectory_topic, chunks.append)
+        node.create_subscription('sensor_msgs/msg/JointState', '/joint_states', states.append)
+        node.create_subscription('diagnostic_msgs/msg/DiagnosticArray', '/diagnostics',
+                                 lambda m: diag.update(diagnostic_values(m)))
+        key = 'vidplan_executor: executor'
+
+        def q_now():
+            return cv.joint_state_arrays(states[-1], SPEC.joint_names)[0]
+
+        q0 = np.asarray(SPEC.ready_pose_rad)
+        spin_until(node, lambda: states and np.abs(q_now() - (q0 + OFFSET)).max() < 0.02, 90,
+                   sim)
+        print('executor status while tracking:', diag.get(key))
+        assert int(diag[key]['accepted']) > 5
+        planner.kill()
+        planner.wait()
+        spin_until(node, lambda: diag.get(key, {}).get('mode') in ('decelerate', 'hold'), 30,
+                   sim)
+        since = float(diag[key]['tracking_ended_s'])
+        late_s = since - (float(diag[key]['plan_stamp_s']) + STALE_PLAN_S)
+        print(f'executor stopped tracking {late_s * 1e3:.1f} ms after the last plan went stale')
+        assert -1e-6 <= late_s <= 2 * DT_S + 1e-6
+        # Every command the robot received was finite and inside the robot's limits.
+        lo = np.array(SPEC.position_min_rad) + SPEC.position_margin_rad
+        hi = np.array(SPEC.position_max_rad) - SPEC.position_margin_rad
+        vmax = np.array(SPEC.velocity_max_rad_s)
+        assert len(chunks) > 50
+        for chunk in chunks:
+            _, pos, vel = cv.joint_trajectory_arrays(chunk, SPEC.joint_names)
+            assert np.all(np.isfinite(pos)) and np.all(np.isfinite(vel))
+            assert np.all((pos >= lo - 1e-9) & (pos <= hi + 1e-9))
+            assert np.all(np.abs(vel) <= vmax + 1e-9)
+    finally:
+        for proc in (planner, executor):
+            proc.kill()
+            proc.wait()
+        stop(sim)
+        node.shutdown()
