@@ -45,7 +45,7 @@ def qs(cmds):
 
 
 def test_config_file_matches_defaults_and_bad_values_fail():
-    assert load_config(ExecutorConfig, CONFIG) == ExecutorConfig()
+    assert load_config(ExecutorConfig, CONFIG, prefix='executor.') == ExecutorConfig()
     with pytest.raises(ConfigValueError, match='velocity_scale'):
         ExecutorConfig(velocity_scale=1.5)
     with pytest.raises(ConfigValueError, match='stale_plan_s'):

@@ -75,3 +75,10 @@ def test_executor_tracks_plans_safely_and_holds_when_the_planner_dies():
             proc.wait()
         stop(sim)
         node.shutdown()
+
+
+def test_the_shipped_params_file_configures_the_node():
+    from vidplan_ros.core.config import load_config
+    from vidplan_ros.nodes.executor_node import ExecutorNodeConfig
+    cfg = load_config(ExecutorNodeConfig, REPO / 'config' / 'executor.yaml')
+    assert cfg == ExecutorNodeConfig()

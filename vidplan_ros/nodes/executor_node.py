@@ -38,7 +38,7 @@ class ExecutorNodeConfig:
     require_feasibility: bool = True     # wait for the plan's world-model figures
     feasibility_wait_s: float = 0.1
     stream_rate_hz: float = 50.0         # chunk / JointState rate (JTC, Isaac)
-    chunk_horizon_s: float = 0.2
+    chunk_horizon_s: float = 0.1
     chunk_dt_s: float = 0.02
     arm_sdk_ramp_s: float = 1.0          # G1 arm_sdk weight 0 -> 1 (and back) over this
     max_catch_up_s: float = 0.25         # a stalled loop resumes at now instead of replaying
