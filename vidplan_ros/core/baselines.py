@@ -41,8 +41,8 @@ def _weights_ok(cfg: object) -> None:
     for name in ('video_weight', 'goal_weight'):
         value = getattr(cfg, name)
         require(math.isfinite(value) and value >= 0, name, value, 'a number >= 0')
-    require(getattr(cfg, 'video_weight') + getattr(cfg, 'goal_weight') > 0, 'goal_weight',
-            getattr(cfg, 'goal_weight'), 'video_weight or goal_weight > 0')
+    require(cfg.video_weight + cfg.goal_weight > 0, 'goal_weight',
+            cfg.goal_weight, 'video_weight or goal_weight > 0')
 
 
 @dataclass(frozen=True)
