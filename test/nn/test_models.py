@@ -14,7 +14,7 @@ from vidplan_ros.nn.metrics import evaluate_windows
 from vidplan_ros.nn.model_config import (AutoencoderConfig, InverseDynamicsConfig, ModelConfig,
                                          PlannerConfig, TrainConfig, WorldModelConfig)
 from vidplan_ros.nn.model_set import build_models, load_model_set
-from vidplan_ros.nn.train import train
+from vidplan_ros.nn.train import train, train_planner
 from vidplan_ros.transport import convert as cv
 from vidplan_ros.transport.dds_msgs import dds_type
 
@@ -189,3 +189,42 @@ def test_tiny_training_loss_goes_down(tmp_path):
     assert last < first
     for first, last in t['dynamics_loss_first_last']:
         assert last < first
+
+
+def test_planner_predicts_scaled_residual_from_current_latent():
+    """Zero velocity (fresh, zero-initialised head) and zero noise plan "no change"; the
+    residual scale sets how far unit noise moves the plan from z0."""
+    cfg = tiny()
+    torch.manual_seed(0)
+    p = build_models(cfg)['planner']
+    _, z, q, noise = batch(cfg)
+    assert torch.allclose(p(z, q, torch.zeros_like(noise)), z[:, None].expand_as(noise))
+    fut = z[:, None] + 0.1 * noise
+    p.set_residual_scale(z, fut)
+    assert torch.allclose(p.res_scale, 0.1 * noise.pow(2).mean(dim=(0, 4, 5)).sqrt())
+    assert torch.allclose(p(z, q, noise), z[:, None] + noise * p.res_scale[..., None, None],
+                          atol=1e-6)
+
+
+def test_only_planner_retrains_the_planner_and_keeps_the_rest(tmp_path):
+    write_bags(tmp_path / 'bags')
+    cfg = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'))
+    train(cfg, tmp_path / 'm', tmp_path / 'w', progress=False, log=lambda s: None)
+    before = weights(tmp_path / 'm')
+    cfg2 = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'), planner_steps=5,
+                planner_batch=4, planner_lr=0.003)
+    info = train_planner(cfg2, tmp_path / 'm', tmp_path / 'w', progress=False,
+                         log=lambda s: None)
+    assert info['planner_training']['steps'] == 5
+    after = weights(tmp_path / 'm')
+    for k in ('autoencoder', 'world_model', 'inverse_dynamics'):
+        assert same({k: before[k]}, {k: after[k]}), k
+    assert not same({'planner': before['planner']}, {'planner': after['planner']})
+    assert '--only planner' in (tmp_path / 'm' / 'README.md').read_text()
+    ms = load_model_set(tmp_path / 'm')
+    z = np.load(tmp_path / 'm' / 'heldout.npz')
+    got = evaluate_windows(ms, z['images'], z['q'], z['action'], seed=cfg.train.seed)
+    want = json.loads((tmp_path / 'm' / 'config.json').read_text())['metrics_heldout_npz']
+    np.testing.assert_allclose(got['planner_cosine'], want['planner_cosine'], atol=1e-4)
+    assert got['inverse_dynamics_rmse_rad'] == pytest.approx(
+        want['inverse_dynamics_rmse_rad'], abs=1e-6)

@@ -89,12 +89,16 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
     d, t, m, s = (info['dataset'], info['training'], info['metrics_heldout'],
                   info['metrics_heldout_npz'])
     v, c, h, w = cfg.latent_shape
+    pt = info.get('planner_training')
     lines = [
         f'# {cfg.name}: latent video planner, world model, inverse dynamics ({cfg.task})', '',
         'Trained by `vidplan train` (vidplan_ros/nn/train.py) on expert sim episodes.', '',
         '## Command', '', '```',
         f'vidplan train --config config/models/{cfg.name}.yaml --data {d["data_dir"]} '
-        f'--out models/{cfg.name}', '```', '',
+        f'--out models/{cfg.name}', *([
+            f'vidplan train --config config/models/{cfg.name}.yaml --data {d["data_dir"]} '
+            f'--out models/{cfg.name} --only planner   # then: retrain only the planner']
+            if pt else []), '```', '',
         '## Model', '',
         f'- robot `{cfg.data.robot}`, {cfg.views} views {list(cfg.data.cameras)} '
         f'{cfg.image_size}x{cfg.image_size} rgb, plan period {cfg.data.plan_dt_s} s',
@@ -102,9 +106,13 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
         f'- proprio / action dim {cfg.action_dim}: arm joint positions; action = '
         f'q_target(t + {cfg.data.plan_dt_s} s) - q(t) in rad; both normalised '
         '(norm_stats.json)',
-        f'- planner: rectified flow over H = {cfg.planner.horizon} future latents, '
-        f'{cfg.planner.layers} layers d_model {cfg.planner.d_model}, '
-        f'K = {cfg.planner.sample_steps} Euler steps',
+        f'- planner: rectified flow over H = {cfg.planner.horizon} future latents as the '
+        'residual from the current latent (scaled per step and channel); conv denoiser on the '
+        f'{h}x{w} grid ({cfg.planner.horizon}*{v}*{c} stacked channels + the current latent), '
+        f'{cfg.planner.layers} FiLM residual blocks x {cfg.planner.d_model} channels '
+        '(flow time, q, task) and one cross-attention layer to [task, q, time] tokens, '
+        f'K = {cfg.planner.sample_steps} Euler steps'
+        + (f', {pt["params"]} parameters' if pt else ''),
         '- files: autoencoder.pt, planner.pt, world_model.pt, inverse_dynamics.pt (state '
         'dicts), config.json (config params, data, training, metrics), norm_stats.json', '',
         '## Data', '',
@@ -119,7 +127,12 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
         f'- wall time {t["wall_s"]:.0f} s on {t["device"]} ({t["threads"]} threads), '
         f'torch {t["torch"]}',
         f'- autoencoder loss (first/last 50 steps) {t["autoencoder_loss_first_last"]}; '
-        f'flow / world-model / inverse-dynamics loss {t["dynamics_loss_first_last"]}', '',
+        f'flow / world-model / inverse-dynamics loss {t["dynamics_loss_first_last"]}',
+        *([f'- planner retrained alone (`--only planner`) on the frozen latents: '
+           f'{pt["steps"]} steps, batch {pt["batch"]}, lr {pt["lr"]:g}, flow loss (first/last '
+           f'50 steps) {pt["flow_loss_first_last"]}, wall time {pt["wall_s"]:.0f} s on '
+           f'{pt["device"]} ({pt["threads"]} threads); the autoencoder, world model and '
+           'inverse dynamics above are unchanged'] if pt else []), '',
         f'## Held-out metrics ({m["windows"]} windows of H + 1 frames)', '',
         '| metric | value |', '|---|---|',
         f'| reconstruction PSNR | {m["recon_psnr_db"]:.2f} dB |',

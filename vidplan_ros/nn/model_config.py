@@ -32,7 +32,8 @@ class AutoencoderConfig:
 
 @dataclass(frozen=True)
 class PlannerConfig:
-    """Rectified-flow transformer over H per-frame tokens, cross-attending to the context."""
+    """Rectified-flow conv denoiser on the latent grid (H*V*C stacked channels): d_model
+    channels, `layers` FiLM residual blocks, one cross-attention layer with `heads` heads."""
 
     horizon: int = 8
     d_model: int = 128
@@ -75,6 +76,9 @@ class TrainConfig:
     dyn_steps: int = 3000         # planner, world model, inverse dynamics (on latents)
     dyn_batch: int = 64
     dyn_lr: float = 1e-3
+    planner_steps: int = 0        # `--only planner` retraining: steps (0: dyn_steps),
+    planner_batch: int = 0        # batch (0: dyn_batch)
+    planner_lr: float = 0.0       # and peak learning rate (0: dyn_lr)
     wm_rollout: int = 3           # world-model training: k-step open-loop loss
     checkpoint_every: int = 500
     threads: int = 2
@@ -83,6 +87,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         require(0 < self.heldout_fraction < 1, 'heldout_fraction', self.heldout_fraction,
                 'a fraction in (0, 1)')
+        require(min(self.planner_steps, self.planner_batch, self.planner_lr) >= 0,
+                'planner_steps', (self.planner_steps, self.planner_batch, self.planner_lr),
+                'values >= 0 (0: the dyn_ value)')
         require(self.ae_steps >= 0 and self.dyn_steps >= 0, 'ae_steps',
                 (self.ae_steps, self.dyn_steps), 'step counts >= 0')
         require_positive(self, 'ae_batch', 'ae_lr', 'dyn_batch', 'dyn_lr', 'wm_rollout',

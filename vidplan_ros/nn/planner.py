@@ -1,11 +1,16 @@
 """Latent video planner: rectified flow over the next H latent frames (VILP-style).
 
-The denoiser is a transformer over H per-frame tokens (one token = one future frame's latent of
-all views, V*C*h*w values) that cross-attends to a context of a learned task token, a proprio
-token and the current latent's patch tokens (V*h*w tokens of C values). What flows is the
-displacement of the future from the current latent, x1 = z_{t+1..t+H} - z_t, from Gaussian
-noise x0 (passed in, so sampling is deterministic): x_tau = (1 - tau) x0 + tau x1, the net
-predicts v = x1 - x0, and `sample` takes K fixed Euler steps (no data-dependent control flow).
+What flows is the scaled displacement of the future from the current latent,
+x1 = (z_{t+1..t+H} - z_t) / s, with s (`res_scale`, a buffer saved with the weights) the RMS of
+that displacement per horizon step and latent channel over the training windows; so "no change"
+is x1 = 0 and every target channel has unit scale. From Gaussian noise x0 (passed in, so
+sampling is deterministic): x_tau = (1 - tau) x0 + tau x1, the net predicts v = x1 - x0, and
+`sample` takes K fixed Euler steps (no data-dependent control flow; ONNX-friendly).
+
+The denoiser is a conv residual net on the h x w latent grid: the H future frames x V views x
+C channels are stacked as H*V*C channels, concatenated with the current latent (V*C channels)
+as conditioning; the residual blocks are FiLM-conditioned on (flow time, proprio q, task) and
+the grid cells cross-attend to the context tokens [task, q, time] in the middle of the net.
 """
 
 from __future__ import annotations
@@ -29,19 +34,41 @@ def timestep_embedding(tau: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1)
 
 
-class _Block(nn.Module):
+def _norm(d: int) -> nn.GroupNorm:
+    return nn.GroupNorm(math.gcd(8, d), d)
+
+
+class _ResBlock(nn.Module):
+    """GN-SiLU-conv, FiLM from the conditioning embedding, GN-SiLU-conv, plus the skip."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.n1, self.n2 = _norm(d), _norm(d)
+        self.c1 = nn.Conv2d(d, d, 3, padding=1)
+        self.c2 = nn.Conv2d(d, d, 3, padding=1)
+        self.film = nn.Linear(d, 2 * d)
+        nn.init.zeros_(self.c2.weight)
+        nn.init.zeros_(self.c2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.c1(nn.functional.silu(self.n1(x)))
+        scale, shift = self.film(emb)[:, :, None, None].chunk(2, dim=1)
+        h = self.n2(h) * (1 + scale) + shift
+        return x + self.c2(nn.functional.silu(h))
+
+
+class _CrossAttn(nn.Module):
+    """Grid cells (B, d, h, w) attend to context tokens (B, L, d)."""
+
     def __init__(self, d: int, heads: int) -> None:
         super().__init__()
-        self.n1, self.n2, self.n3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
-        self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True)
-        self.cross_attn = nn.MultiheadAttention(d, heads, batch_first=True)
-        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.norm = nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
 
     def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-        h = self.n1(x)
-        x = x + self.self_attn(h, h, h, need_weights=False)[0]
-        x = x + self.cross_attn(self.n2(x), ctx, ctx, need_weights=False)[0]
-        return x + self.mlp(self.n3(x))
+        tok = x.flatten(2).transpose(1, 2)                  # (B, h*w, d)
+        out = self.attn(self.norm(tok), ctx, ctx, need_weights=False)[0]
+        return x + out.transpose(1, 2).reshape(x.shape)
 
 
 class LatentPlanner(nn.Module):
@@ -52,57 +79,70 @@ class LatentPlanner(nn.Module):
         d = p.d_model
         self.horizon = p.horizon
         self.steps = p.sample_steps
-        self.frame_dim = v * c * h * w
         self.latent_shape = (v, c, h, w)
-        self.frame_in = nn.Linear(self.frame_dim, d)
-        self.frame_pos = nn.Parameter(torch.randn(p.horizon, d) * 0.02)
+        self.plan_ch = p.horizon * v * c
+        self.register_buffer('res_scale', torch.ones(p.horizon, v, c))
+        self.x_in = nn.Conv2d(self.plan_ch + v * c, d, 3, padding=1)
+        self.pos = nn.Parameter(torch.randn(1, d, h, w) * 0.02)
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
-        self.task_token = nn.Parameter(torch.randn(1, 1, d) * 0.02)
-        self.proprio_in = nn.Linear(cfg.action_dim, d)
-        self.patch_in = nn.Linear(c, d)
-        self.patch_pos = nn.Parameter(torch.randn(v * h * w, d) * 0.02)
-        self.blocks = nn.ModuleList(_Block(d, p.heads) for _ in range(p.layers))
-        self.out_norm = nn.LayerNorm(d)
-        self.out = nn.Linear(d, self.frame_dim)
+        self.task_token = nn.Parameter(torch.randn(1, d) * 0.02)
+        self.proprio_in = nn.Sequential(nn.Linear(cfg.action_dim, d), nn.SiLU(),
+                                        nn.Linear(d, d))
+        self.blocks = nn.ModuleList(_ResBlock(d) for _ in range(p.layers))
+        self.attn_at = (p.layers + 1) // 2
+        self.cross = _CrossAttn(d, p.heads)
+        self.out_norm = _norm(d)
+        self.out = nn.Conv2d(d, self.plan_ch, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def context(self, z0: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        """Cross-attention context (B, 2 + V*h*w, d) from z0 (B, V, C, h, w), q (B, n)."""
-        b = z0.shape[0]
-        patches = z0.permute(0, 1, 3, 4, 2).reshape(b, -1, z0.shape[2])   # (B, V*h*w, C)
-        tokens = self.patch_in(patches) + self.patch_pos
-        return torch.cat([self.task_token.expand(b, -1, -1), self.proprio_in(q)[:, None],
-                          tokens], dim=1)
+    def set_residual_scale(self, z0: torch.Tensor, future: torch.Tensor) -> None:
+        """res_scale (H, V, C) := RMS of future (M, H, V, C, h, w) - z0 (M, V, C, h, w)."""
+        d = future - z0[:, None]
+        self.res_scale.copy_(d.pow(2).mean(dim=(0, 4, 5)).sqrt().clamp(min=1e-3))
 
-    def velocity(self, x: torch.Tensor, tau: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-        """Flow velocity (B, H, D) at x (B, H, D), tau (B,), context (B, L, d)."""
-        tok = self.frame_in(x) + self.frame_pos
-        tok = tok + self.time_mlp(timestep_embedding(tau, tok.shape[-1]))[:, None]
-        for blk in self.blocks:
-            tok = blk(tok, ctx)
-        return self.out(self.out_norm(tok))
+    def velocity(self, x: torch.Tensor, tau: torch.Tensor, z0: torch.Tensor,
+                 q: torch.Tensor) -> torch.Tensor:
+        """Flow velocity (B, H*V*C, h, w) at x (same), tau (B,), z0 (B, V, C, h, w), q."""
+        b = x.shape[0]
+        te = self.time_mlp(timestep_embedding(tau, self.pos.shape[1]))
+        qe = self.proprio_in(q)
+        task = self.task_token.expand(b, -1)
+        emb = te + qe + task
+        ctx = torch.stack([task, qe, te], dim=1)
+        hcur = self.x_in(torch.cat([x, z0.flatten(1, 2)], dim=1)) + self.pos
+        for i, blk in enumerate(self.blocks):
+            if i == self.attn_at:
+                hcur = self.cross(hcur, ctx)
+            hcur = blk(hcur, emb)
+        if self.attn_at >= len(self.blocks):
+            hcur = self.cross(hcur, ctx)
+        return self.out(nn.functional.silu(self.out_norm(hcur)))
+
+    def _scale(self) -> torch.Tensor:
+        return self.res_scale.reshape(1, self.plan_ch, 1, 1)
 
     def loss(self, z0: torch.Tensor, q: torch.Tensor, future: torch.Tensor,
              noise: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         """Flow-matching MSE for future (B, H, V, C, h, w), noise like future, tau (B,)."""
-        b = z0.shape[0]
-        x1 = (future - z0[:, None]).reshape(b, self.horizon, -1)
-        x0 = noise.reshape(b, self.horizon, -1)
-        t = tau[:, None, None]
+        b, _, _, _, h, w = future.shape
+        x1 = (future - z0[:, None]).reshape(b, self.plan_ch, h, w) / self._scale()
+        x0 = noise.reshape(b, self.plan_ch, h, w)
+        t = tau[:, None, None, None]
         xt = (1 - t) * x0 + t * x1
-        v = self.velocity(xt, tau, self.context(z0, q))
+        v = self.velocity(xt, tau, z0, q)
         return ((v - (x1 - x0)) ** 2).mean()
 
     def forward(self, z0: torch.Tensor, q: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Sample the plan (B, H, V, C, h, w) from noise (B, H, V, C, h, w): K Euler steps."""
         b = z0.shape[0]
-        ctx = self.context(z0, q)
-        x = noise.reshape(b, self.horizon, -1)
+        h, w = self.latent_shape[2:]
+        x = noise.reshape(b, self.plan_ch, h, w)
         dt = 1.0 / self.steps
         for k in range(self.steps):
             tau = torch.full((b,), k * dt, dtype=x.dtype, device=x.device)
-            x = x + dt * self.velocity(x, tau, ctx)
+            x = x + dt * self.velocity(x, tau, z0, q)
+        x = x * self._scale()
         return x.reshape(b, self.horizon, *self.latent_shape) + z0[:, None]
 
     sample = forward

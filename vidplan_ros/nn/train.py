@@ -6,7 +6,10 @@
 Stage 1 trains the autoencoder on frames of the training episodes; it is then frozen, every
 frame is encoded once, and stage 2 trains the planner (flow matching), the world model
 (k-step open-loop loss) and the inverse dynamics together on latents. Held-out episodes
-(`train.heldout_fraction`, seeded) give the metrics of the model card. Checkpoints go to
+(`train.heldout_fraction`, seeded) give the metrics of the model card. `--only planner`
+retrains just the planner (`train.planner_steps` steps, flow loss only) on the frozen
+autoencoder latents of the model set already in `--out`, keeping its autoencoder, world model,
+inverse dynamics, norm stats and held-out split, and rewrites the card's metrics. Checkpoints go to
 `--work-dir` (default build/train/<name>) every `train.checkpoint_every` steps and a rerun
 resumes from them; seeds make runs repeatable. Under torchrun (WORLD_SIZE > 1) the steps run
 data-parallel (DDP; NCCL on GPUs, gloo on CPU); the default is one CPU process.
@@ -31,9 +34,10 @@ from vidplan_ros.data.dataset import Dataset, build_dataset, split_sequences
 from vidplan_ros.nn.checkpoint import load_checkpoint, save_checkpoint
 from vidplan_ros.nn.metrics import evaluate_windows, write_model_card
 from vidplan_ros.nn.model_config import ModelConfig
-from vidplan_ros.nn.model_set import ModelSet, NormStats, build_models, save_model_set
+from vidplan_ros.nn.model_set import (MODEL_FILES, ModelSet, NormStats, build_models,
+                                      save_model_set)
 
-__all__ = ['build_parser', 'main', 'train']
+__all__ = ['build_parser', 'main', 'train', 'train_planner']
 
 
 class _DynLoss(nn.Module):
@@ -203,6 +207,8 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
     has = torch.as_tensor(ds.has_action, dtype=torch.float32)
     horizon = cfg.planner.horizon
     win = torch.as_tensor(_windows(ds, train_seqs, horizon, full=False))
+    if dyn_step == 0:
+        models['planner'].set_residual_scale(*_future_pairs(z_all, win, device))
     dyn_run = _wrap(dyn, world, device)
     dyn_losses: list[list[float]] = []
     with _bar(tc.dyn_steps, dyn_step, 'planner+wm+id', progress and rank == 0) as bar:
@@ -267,6 +273,147 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
     return info
 
 
+def _future_pairs(z_all: torch.Tensor, win: torch.Tensor,
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z_t, z_{t+1..t+H}) of the windows `win`, for the planner's residual scale."""
+    return z_all[win[:, 0]].to(device), z_all[win[:, 1:]].to(device)
+
+
+def _load_except_planner(cfg: ModelConfig, out: Path) -> ModelSet:
+    """The model set in `out` with its weights but a fresh planner of `cfg` (whose other
+    model configs must match the saved ones)."""
+    import json
+    info = json.loads((out / 'config.json').read_text())
+    models = build_models(cfg)
+    for name in MODEL_FILES:
+        if name != 'planner':
+            models[name].load_state_dict(torch.load(out / f'{name}.pt', map_location='cpu',
+                                                    weights_only=True))
+            models[name].eval()
+    norm = NormStats.from_json(json.loads((out / 'norm_stats.json').read_text()))
+    return ModelSet(cfg=cfg, norm=norm, info=info, **models)  # type: ignore[arg-type]
+
+
+def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
+                  log: Any = print, stop_after: int | None = None) -> dict[str, Any]:
+    """Retrain only the planner of the model set in `out` (`--only planner`).
+
+    The autoencoder (and its latent normalisation), world model, inverse dynamics, norm stats
+    and the seeded held-out split stay; the planner is trained from scratch for
+    `train.planner_steps` steps on the training windows' latents, the held-out metrics are
+    recomputed and config.json / README.md / planner.pt rewritten. Resumable like `train`.
+    """
+    tc = cfg.train
+    steps_total = tc.planner_steps or tc.dyn_steps
+    bsz = tc.planner_batch or tc.dyn_batch
+    lr = tc.planner_lr or tc.dyn_lr
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    torch.manual_seed(tc.seed)
+    torch.set_num_threads(tc.threads)
+    t_start = time.time()
+    old = _load_except_planner(cfg, out)
+    ds = build_dataset(cfg.data, progress=progress)
+    log(ds.report.summary())
+    train_seqs, held_seqs = split_sequences(ds, tc.heldout_fraction, tc.seed)
+    held_names = sorted(ds.episode_names[i] for i in set(ds.seq_episode[held_seqs].tolist()))
+    if held_names != old.info['dataset']['heldout_episodes']:
+        raise ValueError(f'held-out split differs from {out}/config.json')
+    planner = build_models(cfg)['planner'].to(device)
+    ae = old.autoencoder.to(device)
+    with torch.no_grad():
+        z_all = torch.cat([ae.encode(_images(ds, np.arange(i, min(i + 256, len(ds.q))))
+                                     .to(device)).cpu() for i in range(0, len(ds.q), 256)])
+    q_all = old.normalize_q(torch.as_tensor(ds.q, dtype=torch.float32))
+    horizon = cfg.planner.horizon
+    win = torch.as_tensor(_windows(ds, train_seqs, horizon, full=False))
+    held = torch.as_tensor(_windows(ds, held_seqs, horizon, full=True))
+    opt = torch.optim.AdamW(planner.parameters(), lr=lr, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(tc.seed + 2000)
+    ckpt_path = work_dir / 'checkpoint_planner.pt'
+    ck = load_checkpoint(ckpt_path)
+    step, elapsed = 0, 0.0
+    if ck is not None:
+        planner.load_state_dict(ck['planner'])
+        opt.load_state_dict(ck['opt'])
+        gen.set_state(ck['gen'])
+        step, elapsed = ck['step'], ck['elapsed_s']
+        log(f'resumed from {ckpt_path}: planner step {step}')
+    else:
+        planner.set_residual_scale(*_future_pairs(z_all, win, device))
+    step0 = step
+
+    def save() -> None:
+        save_checkpoint(ckpt_path, {'planner': planner.state_dict(), 'opt': opt.state_dict(),
+                                    'gen': gen.get_state(), 'step': step,
+                                    'elapsed_s': elapsed + time.time() - t_start})
+
+    def held_cos() -> tuple[float, float, float]:
+        planner.eval()
+        with torch.no_grad():
+            z0, fut = z_all[held[:, 0]].to(device), z_all[held[:, 1:]].to(device)
+            noise = torch.randn(fut.shape, generator=torch.Generator().manual_seed(tc.seed))
+            plan = planner(z0, q_all[held[:, 0]].to(device), noise.to(device))
+            cos = torch.nn.functional.cosine_similarity(plan.flatten(2), fut.flatten(2), -1)
+            copy = torch.nn.functional.cosine_similarity(
+                z0[:, None].expand_as(fut).flatten(2), fut.flatten(2), -1)
+        planner.train()
+        return float(cos[:, 0].mean()), float(cos[:, -1].mean()), float(copy[:, -1].mean())
+
+    losses: list[float] = []
+    with _bar(steps_total, step, 'planner', progress) as bar:
+        while step < steps_total:
+            if stop_after is not None and step - step0 >= stop_after:
+                save()
+                return {}
+            rows = win[torch.randint(len(win), (bsz,), generator=gen)]
+            z = z_all[rows].to(device)
+            noise = torch.randn(z[:, 1:].shape, generator=gen).to(device)
+            tau = torch.rand(len(rows), generator=gen).to(device)
+            _set_lr(opt, lr, step, steps_total)
+            loss = planner.loss(z[:, 0], q_all[rows[:, 0]].to(device), z[:, 1:], noise, tau)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(planner.parameters(), 1.0)
+            opt.step()
+            step += 1
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(fm=f'{loss.item():.4f}')
+            if step % tc.checkpoint_every == 0:
+                save()
+                c1, ch, cc = held_cos()
+                log(f'step {step}: flow loss {np.mean(losses[-50:]):.4f}, held-out planner '
+                    f'cos@1 {c1:.3f} cos@H {ch:.3f} (copy@H {cc:.3f})')
+    save()
+    wall = elapsed + time.time() - t_start
+    planner.cpu().eval()
+    ms = ModelSet(cfg=cfg, norm=old.norm, info={}, autoencoder=old.autoencoder.cpu(),
+                  planner=planner, world_model=old.world_model,  # type: ignore[arg-type]
+                  inverse_dynamics=old.inverse_dynamics)
+    held_rows = held.numpy()
+    images = ds.images[held_rows]
+    q_raw = ds.q[held_rows]
+    a_raw = ds.action[held_rows[:, :-1]]
+    metrics = evaluate_windows(ms, images, q_raw, a_raw, seed=tc.seed)
+    pick = np.random.default_rng(tc.seed).choice(len(held_rows), size=min(
+        tc.heldout_windows, len(held_rows)), replace=False)
+    pick.sort()
+    np.savez_compressed(out / 'heldout.npz', images=images[pick], q=q_raw[pick],
+                        action=a_raw[pick])
+    small = evaluate_windows(ms, images[pick], q_raw[pick], a_raw[pick], seed=tc.seed)
+    info = {k: v for k, v in old.info.items() if k != 'params'}
+    info['planner_training'] = {
+        'steps': step, 'batch': bsz, 'lr': lr, 'wall_s': round(wall, 1),
+        'threads': tc.threads, 'device': str(device), 'torch': torch.__version__,
+        'params': sum(p.numel() for p in planner.parameters()),
+        'flow_loss_first_last': _ends(losses)}
+    info['metrics_heldout'] = metrics
+    info['metrics_heldout_npz'] = small
+    save_model_set(out, cfg, ms.modules(), old.norm, info)
+    write_model_card(out, cfg, info)
+    return info
+
+
 def _set_lr(opt: torch.optim.Optimizer, base: float, step: int, total: int) -> None:
     """Linear warm-up over 5% of the steps, then cosine decay to 5% of `base`."""
     warm = max(1, total // 20)
@@ -291,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--fresh', action='store_true', help='ignore an existing checkpoint')
     p.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE',
                    help='override a config param, e.g. -p train.dyn_steps=100')
+    p.add_argument('--only', choices=['planner'], default=None,
+                   help='retrain only this model of the model set in --out (keeps the others)')
     p.add_argument('--no-progress', action='store_true')
     return p
 
@@ -304,16 +453,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = load_config(ModelConfig, args.config, overrides=overrides)
     out = Path(args.out or f'models/{cfg.name}')
     work = Path(args.work_dir or f'build/train/{cfg.name}')
-    if args.fresh and (work / 'checkpoint.pt').exists():
-        (work / 'checkpoint.pt').unlink()
-    info = train(cfg, out, work, progress=not args.no_progress,
-                 log=lambda s: print(s, file=sys.stderr))
+    ckpt = work / ('checkpoint_planner.pt' if args.only == 'planner' else 'checkpoint.pt')
+    if args.fresh and ckpt.exists():
+        ckpt.unlink()
+    fn = train_planner if args.only == 'planner' else train
+    info = fn(cfg, out, work, progress=not args.no_progress,
+              log=lambda s: print(s, file=sys.stderr))
     if info:
         m = info['metrics_heldout']
         print(f'wrote {out}: PSNR {m["recon_psnr_db"]:.2f} dB, planner cos@H '
               f'{m["planner_cosine"][-1]:.3f} (copy {m["planner_cosine_copy"][-1]:.3f}), '
               f'ID RMSE {m["inverse_dynamics_rmse_rad"]:.4f} rad, '
-              f'{info["training"]["wall_s"]:.0f} s')
+              f'{info.get("planner_training", info["training"])["wall_s"]:.0f} s')
     return 0
 
 
