@@ -10,6 +10,7 @@ from vidplan_ros.core.robot_spec import load_robot_spec
 from vidplan_ros.data.bags import BagWriter
 from vidplan_ros.data.dataset import (DatasetConfig, DatasetError, build_dataset,
                                       split_sequences)
+from vidplan_ros.data.preprocess import square_resize
 from vidplan_ros.transport import convert as cv
 from vidplan_ros.transport.dds_msgs import dds_type
 
@@ -103,3 +104,44 @@ def test_config_validation():
         DatasetConfig(plan_dt_s=0.0)
     with pytest.raises(ConfigValueError):
         DatasetConfig(grid_offsets_s=(0.3,))
+
+
+def test_frames_of_another_size_are_cropped_and_resized(tmp_path):
+    """A camera recording 128x96 (W x H) frames gives centre-cropped 96x96 -> 64x64 frames,
+    exactly what `square_resize` (the perception preprocessing) makes; the report says so."""
+    rng = np.random.default_rng(1)
+    raw = rng.integers(0, 256, (3, 96, 128, 3), dtype=np.uint8)
+    with BagWriter(tmp_path / 'bags' / 'ep_0') as bag:
+        for k in range(3):
+            t_ns = k * 200_000_000
+            for cam in ('front', 'wrist'):
+                bag.write(f'/cameras/{cam}/image_raw', t_ns,
+                          cv.image_msg(dds_type, t_ns, cam, raw[k]))
+            bag.write('/joint_states', t_ns, cv.joint_state_msg(dds_type, t_ns, NAMES,
+                                                                q_at(0.2 * k)))
+            bag.write(CMD, t_ns, cv.joint_trajectory_msg(dds_type, t_ns, NAMES, [0.2],
+                                                         q_at(0.2 * k + 0.2)[None]))
+    cfg = DatasetConfig(data_dir=str(tmp_path / 'bags'), cache_dir=str(tmp_path / 'c'),
+                        grid_offsets_s=(0.0,))
+    ds = build_dataset(cfg)
+    assert ds.images.shape == (3, 2, 64, 64, 3)
+    for k in range(3):
+        np.testing.assert_array_equal(ds.images[k, 1], square_resize(raw[k], 64))
+    assert ds.report.source_image_sizes == {'front': '128x96', 'wrist': '128x96'}
+    assert 'resized to 64x64' in ds.report.summary()
+    assert build_dataset(cfg).report.source_image_sizes == ds.report.source_image_sizes
+
+
+def test_declared_but_empty_topic_fails_clearly(tmp_path):
+    with BagWriter(tmp_path / 'bags' / 'ep_0') as bag:
+        bag.add_topic(CMD, 'trajectory_msgs/msg/JointTrajectory')
+        for k in range(3):
+            t_ns = k * 100_000_000
+            for cam in ('front', 'wrist'):
+                bag.write(f'/cameras/{cam}/image_raw', t_ns,
+                          cv.image_msg(dds_type, t_ns, cam, np.zeros((64, 64, 3), np.uint8)))
+            bag.write('/joint_states', t_ns, cv.joint_state_msg(dds_type, t_ns, NAMES,
+                                                                q_at(0.1 * k)))
+    cfg = DatasetConfig(data_dir=str(tmp_path / 'bags'), cache_dir=str(tmp_path / 'c'))
+    with pytest.raises(DatasetError, match=f'required topic {CMD} has no messages'):
+        build_dataset(cfg)

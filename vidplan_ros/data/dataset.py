@@ -4,7 +4,9 @@
 joint states and the commanded trajectory chunk by header stamp on a grid of period
 `cfg.plan_dt_s`, and returns a `Dataset` of flat arrays (frames of all sequences back to back)::
 
-    images     (N, V, S, S, 3) uint8   one RGB frame per camera (cfg.cameras order)
+    images     (N, V, S, S, 3) uint8   one RGB frame per camera (cfg.cameras order), centre
+                                       cropped to a square and resized to S = cfg.image_size
+                                       (`data.preprocess.square_resize`, as perception does)
     q          (N, n) float32  rad     arm joint positions (robot spec order, matched by name)
     action     (N, n) float32  rad     q_target(t + plan_dt) - q(t), the commanded chunk
                                        interpolated plan_dt after its stamp (0 where no command)
@@ -32,6 +34,7 @@ from vidplan_ros.core.config import require, require_positive
 from vidplan_ros.core.errors import VidplanError
 from vidplan_ros.core.robot_spec import load_robot_spec
 from vidplan_ros.data.bags import BagReader
+from vidplan_ros.data.preprocess import square_resize
 from vidplan_ros.transport import convert as cv
 
 __all__ = ['Dataset', 'DatasetConfig', 'DatasetError', 'DatasetReport', 'build_dataset',
@@ -90,6 +93,8 @@ class DatasetReport:
     frames: int
     plan_rate_hz: float
     skipped: dict[str, str] = field(default_factory=dict)   # episode -> why
+    image_size: int = 0                                       # S of the stored frames
+    source_image_sizes: dict[str, str] = field(default_factory=dict)  # camera -> recorded WxH
     cache_path: str = ''
     cache_hit: bool = False
 
@@ -97,7 +102,13 @@ class DatasetReport:
         return (f'{self.data_dir}: {self.episodes} episodes, {self.sequences} sequences, '
                 f'{self.frames} frames at {self.plan_rate_hz:g} Hz from {self.topics}'
                 f'{f", skipped {len(self.skipped)}" if self.skipped else ""}'
+                f'{self._resized()}'
                 f'{" (cached)" if self.cache_hit else ""}')
+
+    def _resized(self) -> str:
+        want = f'{self.image_size}x{self.image_size}'
+        src = {c: s for c, s in self.source_image_sizes.items() if s != want}
+        return f', images {src} cropped and resized to {want}' if src else ''
 
 
 @dataclass
@@ -153,9 +164,10 @@ def _nearest(stamps: np.ndarray, t: float, tol: float) -> int:
     return i if abs(stamps[i] - t) <= tol else -1
 
 
-def _read_episode(path: Path, cfg: DatasetConfig, names: tuple[str, ...]
-                  ) -> list[dict[str, np.ndarray]]:
-    """Aligned sequences (one per grid offset) of one bag."""
+def _read_episode(path: Path, cfg: DatasetConfig, names: tuple[str, ...],
+                  sizes: dict[str, str] | None = None) -> list[dict[str, np.ndarray]]:
+    """Aligned sequences (one per grid offset) of one bag; records each camera's recorded
+    image size ('WxH') in `sizes` the first time it sees that camera."""
     with BagReader(path) as bag:
         topics = bag.topics
         for t in cfg.required_topics():
@@ -182,10 +194,9 @@ def _read_episode(path: Path, cfg: DatasetConfig, names: tuple[str, ...]
             for cam in cfg.cameras:
                 tp = cfg.image_topic(cam)
                 img = cv.image_array(per[tp][idx[tp]][1])
-                if img.shape != (cfg.image_size, cfg.image_size, 3):
-                    raise DatasetError(f'{path}: {tp} images are {img.shape}, the config wants '
-                                       f'{cfg.image_size}x{cfg.image_size} rgb')
-                frame.append(img)
+                if sizes is not None:
+                    sizes.setdefault(cam, f'{img.shape[1]}x{img.shape[0]}')
+                frame.append(square_resize(img, cfg.image_size))
             q, _ = cv.joint_state_arrays(per[JOINT_STATES_TOPIC][idx[JOINT_STATES_TOPIC]][1],
                                          names)
             a = np.zeros(len(names))
@@ -227,12 +238,13 @@ def build_dataset(cfg: DatasetConfig, use_cache: bool = True, progress: bool = F
     seq_episode: list[int] = []
     episode_names: list[str] = []
     skipped: dict[str, str] = {}
+    sizes: dict[str, str] = {}
     it: Any = dirs
     if progress:
         from tqdm import tqdm
         it = tqdm(dirs, desc='episodes', unit='bag')
     for d in it:
-        got = _read_episode(d, cfg, names)
+        got = _read_episode(d, cfg, names, sizes)
         if not got:
             skipped[d.name] = 'fewer than 2 aligned frames'
             continue
@@ -247,7 +259,8 @@ def build_dataset(cfg: DatasetConfig, use_cache: bool = True, progress: bool = F
     report = DatasetReport(data_dir=str(cfg.data_dir), topics=cfg.required_topics(),
                            episodes=len(episode_names), sequences=len(seqs),
                            frames=int(sum(lens)), plan_rate_hz=1.0 / cfg.plan_dt_s,
-                           skipped=skipped, cache_path=str(cache))
+                           skipped=skipped, cache_path=str(cache),
+                           source_image_sizes=sizes, image_size=cfg.image_size)
     ds = Dataset(images=np.concatenate([s['images'] for s in seqs]),
                  q=np.concatenate([s['q'] for s in seqs]),
                  action=np.concatenate([s['action'] for s in seqs]),
