@@ -228,3 +228,52 @@ def test_only_planner_retrains_the_planner_and_keeps_the_rest(tmp_path):
     np.testing.assert_allclose(got['planner_cosine'], want['planner_cosine'], atol=1e-4)
     assert got['inverse_dynamics_rmse_rad'] == pytest.approx(
         want['inverse_dynamics_rmse_rad'], abs=1e-6)
+
+
+class _Encode(torch.nn.Module):
+    def __init__(self, ae: torch.nn.Module) -> None:
+        super().__init__()
+        self.ae = ae
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.ae.encode(images)
+
+
+class _Decode(_Encode):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self.ae.decode(z)
+
+
+def test_models_export_with_a_symbolic_batch_and_no_data_dependent_control_flow():
+    """torch.export with a dynamic batch dimension traces every network to one static graph
+    (a Python branch on tensor values would fail here: what ONNX / TensorRT need); the exported
+    program, run at another batch size on other values, equals eager mode. (Example inputs
+    must be distinct tensors: export treats one tensor passed twice as one input.)"""
+    cfg = tiny()
+    torch.manual_seed(0)
+    m = build_models(cfg)
+    with torch.no_grad():        # wake the zero-initialised output heads up
+        for p in (p for mod in m.values() for p in mod.parameters()):
+            p.add_(0.05 * torch.randn_like(p))
+    for mod in m.values():
+        mod.eval()
+    img, z, q, noise = batch(cfg, b=2)
+    img3, z3, q3, noise3 = batch(cfg, b=3, seed=5)
+    cases = {
+        'encode': (_Encode(m['autoencoder']), (img,), (img3,)),
+        'decode': (_Decode(m['autoencoder']), (z,), (z3,)),
+        'planner': (m['planner'], (z, q, noise), (z3, q3, noise3)),
+        'world_model': (m['world_model'], (z, q, 0.1 * q), (z3, q3, -q3)),
+        'inverse_dynamics': (m['inverse_dynamics'], (z, 0.5 * z, q), (z3, -z3, q3)),
+    }
+    bdim = torch.export.Dim('batch', min=1, max=64)
+    for name, (mod, args, other) in cases.items():
+        ep = torch.export.export(mod, args, dynamic_shapes=tuple({0: bdim} for _ in args),
+                                 strict=False)
+        with torch.no_grad():
+            want, got = mod(*other), ep.module()(*other)
+        want = want if isinstance(want, tuple) else (want,)
+        got = got if isinstance(got, tuple) else (got,)
+        for w, g in zip(want, got):
+            assert g.shape[0] == 3, name
+            torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-6, msg=name)
