@@ -143,10 +143,16 @@ class Supervisor:
 
 
 def run_graph(specs: list[ProcessSpec]) -> int:
-    """Run a graph in the foreground; SIGTERM stops it like Ctrl-C does."""
+    """Run a graph in the foreground; Ctrl-C and SIGTERM stop it cleanly.
+
+    Both signals get explicit handlers: a process started with SIGINT ignored (as some shells
+    and supervisors do) would otherwise never see KeyboardInterrupt.
+    """
     sup = Supervisor(specs)
-    previous = signal.signal(signal.SIGTERM, lambda *_: sup.stop())
+    previous = {sig: signal.signal(sig, lambda *_: sup.stop())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return sup.run()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
