@@ -10,22 +10,21 @@ Decision variables are the latents ``Z = z_1..z_H`` (``z_0`` is observed), the j
           a_t in the action box, q_t + a_t and q_t in the joint limits           (projection)
 
 with ``φ(z) = z / ||z||`` (so the video only guides directions, never scale; ``||φ(a) - φ(b)||²
-= 2 - 2 cos(a, b)``), ``u_t = a_t / s_a`` the action in units of its half-range and ``s_q =
-proprio_scale_rad``. The augmented Lagrangian ``L = J + Σ <λ_t, (c_t, d_t)> + μ/2 Σ ||(c_t,
-d_t)||²`` is minimised in outer iterations of ``inner_steps`` gradient steps (each followed by
-the projection), after which ``λ <- λ + μ (c, d)`` and ``μ <- min(μ · growth, penalty_max)``. It
-stops when ``max_t ||c_t|| <= tolerance`` and the proprio defect is within
-``proprio_tolerance_rad``.
+= 2 - 2 cos(a, b)``), ``u_t = a_t / s_a`` the action in units of its typical size
+(:func:`action_scale`) and ``s_q = proprio_scale_rad``. The augmented Lagrangian ``L = J + Σ <λ_t,
+(c_t, d_t)> + μ/2 Σ ||(c_t, d_t)||²`` is minimised in outer iterations of ``inner_steps``
+gradient steps (each followed by the projection); then ``λ <- λ + μ (c, d)`` and ``μ <- min(μ ·
+penalty_growth, penalty_max)``. It stops when ``max_t ||c_t|| <= tolerance`` and the largest
+joint defect is within ``proprio_tolerance_rad``, or after ``outer_iterations``.
 
-The inner steps are heavy-ball gradient steps preconditioned by the diagonal of the Gauss-Newton
-curvature of ``L``: ``(2μ + 2λv) / D`` per latent entry (its own defect, the next step's defect
-through ``f_z ≈ z + ...`` and the cosine term), ``2μ`` per joint entry, and per action entry
-``μ ||∂(c_t, d_t)/∂u_t||²`` measured once per call by finite differences (one batched model
-call). ``lr`` is thus a fraction of a Newton step: scale-free across latent sizes, robots and
-penalties, and steps shrink as ``μ`` grows. Plain Adam with the same budget converges far worse
-here (its first steps move every variable by ``lr`` whatever its gradient, which also undoes warm
-starts). Variables live in scaled units (latents / rms(z_0), actions / half-range, joint
-corrections / s_q; with joint-delta actions a joint variable is ``q_0 + Σ a`` plus a correction).
+Inner steps are heavy-ball steps preconditioned by a diagonal Gauss-Newton curvature of ``L``
+(see :func:`_preconditioner`; the model's local gains come from one batched finite-difference
+call), so ``lr`` is a fraction of a Newton step: the same value suits any latent size, robot and
+penalty, and steps shrink as ``μ`` grows. A step that raises ``L`` is undone and the step halved.
+Plain Adam converged far worse on the same budget: its first steps move every variable by ``lr``
+whatever its gradient, which also wrecks warm starts. Variables live in scaled units (latents /
+rms(z_0), actions / s_a, joint corrections / s_q; with joint-delta actions a joint variable is
+``q_0 + Σ_{s<t} a_s`` plus a correction, so the joints follow the commanded motion for free).
 
 Optionally ``refine_samples`` action sequences sampled around the solution are rolled out and the
 best by the same video/goal cost is kept (the result then commits to that rollout).
@@ -36,7 +35,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 import torch
@@ -56,7 +54,7 @@ class GroundingConfig:
 
     video_weight: float = 1.0            # λv: cosine alignment of z_t to the video plan
     goal_weight: float = 0.0             # λg: cosine alignment of z_H to the goal latent
-    action_weight: float = 0.0           # λa: action magnitude (units of the half-range)
+    action_weight: float = 0.0           # λa: action magnitude (units of s_a)
     smooth_weight: float = 0.0           # λs: action change between steps
     outer_iterations: int = 6            # multiplier / penalty updates at most
     inner_steps: int = 8                 # gradient steps per outer iteration
@@ -70,7 +68,7 @@ class GroundingConfig:
     proprio_scale_rad: float = 0.05      # s_q: units of the proprio constraint and its variable
     latent_init: str = 'plan'            # cold start of Z: 'plan' or 'interpolate' (z_0 -> goal)
     refine_samples: int = 0              # 0 = no sampling refinement after the optimisation
-    refine_std: float = 0.05             # refinement noise, fraction of the action half-range
+    refine_std: float = 0.05             # refinement noise, in units of s_a
     seed: int = 0                        # refinement sampling
 
     def __post_init__(self) -> None:
@@ -101,7 +99,7 @@ def ground(problem: GroundingProblem, world_model: WorldModel,
     """Ground ``problem.video_plan`` under ``world_model`` (see the module docstring).
 
     ``warm_start`` (else ``problem.warm_start``) is a previous result shifted by
-    :func:`shift_warm_start`; it seeds the latents, joints, actions, multipliers and penalty.
+    :func:`shift_warm_start`; it seeds the latents, joints and actions.
     """
     t0 = time.perf_counter()
     wm = world_model
@@ -109,31 +107,43 @@ def ground(problem: GroundingProblem, world_model: WorldModel,
     H, D = pt.plan.shape
     warm = warm_start if warm_start is not None else problem.warm_start
     z_unit = pt.z0.norm().clamp_min(1e-6) / math.sqrt(D)
-    a_scale = (pt.a_hi - pt.a_lo) / 2
+    a_scale = action_scale(wm, pt)
     q_scale = cfg.proprio_scale_rad
-    Z, Q, A, lam, mu = _initial_guess(wm, pt, cfg, warm)
+    Z, Q, A = _initial_guess(wm, pt, cfg, warm)
     n, n_a = Q.shape[1], A.shape[1]
+    lam, mu = torch.zeros(H, D + n, device=Z.device), cfg.penalty_init
     # One flat variable X = [Y | V | U] (latents, joint corrections, actions; scaled units).
     X = torch.cat([(Z / z_unit).flatten(), ((Q - joint_base(pt, A)) / q_scale).flatten(),
                    (A / a_scale).flatten()]).requires_grad_()
     Y, V, U = X[:H * D].view(H, D), X[H * D:H * (D + n)].view(H, n), X[H * (D + n):].view(H, n_a)
-    action_gain = _action_gain(wm, pt, Z, Q, A, a_scale, q_scale)
-    velocity = torch.zeros_like(X)
+    gains = _gains(wm, pt, A[0], a_scale, q_scale)
+    velocity, best = torch.zeros_like(X), _Iterate(X)
     penalties: list[float] = []
+    shrink = 1.0
     for _ in range(cfg.outer_iterations):
         penalties.append(mu)
-        precondition = _preconditioner(cfg, mu, H, D, n, action_gain)
+        step = _preconditioner(cfg, mu, H, D, n, *gains)
+        best.loss = math.inf
         for _ in range(cfg.inner_steps):
             A = U * a_scale
             c = constraints(wm, pt, Y * z_unit, joint_base(pt, A) + V * q_scale, A, q_scale)
-            loss = (_cost(cfg, pt, Y, U) + (lam * c).sum() + 0.5 * mu * c.pow(2).sum())
-            (grad,) = torch.autograd.grad(loss, [X])
+            loss = _cost(cfg, pt, Y, U) + (lam * c).sum() + 0.5 * mu * c.pow(2).sum()
+            if best.accepts(float(loss.detach())):
+                (grad,) = torch.autograd.grad(loss, [X])
+                best.store(X, grad, c.detach(), float(loss.detach()))
+                shrink = min(1.0, shrink * 1.5)
+            else:  # the step made things worse: back to the last good iterate, half the step
+                X.data.copy_(best.x)
+                velocity.zero_()
+                shrink *= 0.5
             with torch.no_grad():
-                velocity.mul_(cfg.momentum).sub_(precondition(grad))
+                velocity.mul_(cfg.momentum).addcmul_(best.grad, step, value=-shrink)
                 X.add_(velocity)
                 project_variables(pt, V, U, q_scale, a_scale)
-        with torch.no_grad():  # defects of the last step's iterate (saves a model call)
-            c = c.detach()
+        if best.c.numel() == 0:  # nothing finite to work with: keep the start
+            break
+        with torch.no_grad():
+            c = best.c
             lam = lam + mu * c
             dyn = c[:, :D].norm(dim=-1).max()
             prop = c[:, D:].abs().max() * q_scale if n else torch.zeros(())
@@ -142,6 +152,7 @@ def ground(problem: GroundingProblem, world_model: WorldModel,
             break
         mu = min(mu * cfg.penalty_growth, cfg.penalty_max)
     with torch.no_grad():
+        X.copy_(best.x)  # the last evaluated iterate (the one the stopping test saw)
         A = U.detach() * a_scale
         latents = torch.cat([pt.z0[None], Y.detach() * z_unit])
         q = torch.cat([pt.q0[None], joint_base(pt, A) + V.detach() * q_scale])
@@ -149,109 +160,131 @@ def ground(problem: GroundingProblem, world_model: WorldModel,
             A, latents, q = _refine(wm, pt, cfg, A, a_scale)
     return make_result(method, wm, pt, A, latents, q, t0, iterations=len(penalties) *
                        cfg.inner_steps, outer_iterations=len(penalties),
-                       penalties=tuple(penalties), multipliers=lam)
+                       penalties=tuple(penalties))
 
 
 def shift_warm_start(result: GroundingResult, steps_executed: int) -> WarmStart:
     """``result`` advanced by ``steps_executed`` plan steps, padded at the end to its horizon.
 
-    Actions, latents and joints drop their first ``steps_executed`` rows and repeat their last;
-    multipliers drop theirs and pad with zeros. The penalty carries over.
+    Actions, latents and joints drop their first ``steps_executed`` rows and repeat their last.
+    Only the primal solution carries over: multipliers fitted to the previous problem (and the
+    penalty they go with) pull a new, slightly different problem the wrong way.
     """
     H = len(result.actions)
     k = min(max(int(steps_executed), 0), H)
-    mult = None
-    if result.multipliers is not None:
-        mult = np.zeros_like(result.multipliers)
-        mult[:H - k] = result.multipliers[k:]
-    return WarmStart(actions=fit_horizon(result.actions[min(k, H - 1):], H),
+    return WarmStart(valid_steps=H - k, actions=fit_horizon(result.actions[min(k, H - 1):], H),
                      latents=fit_horizon(result.latents[k:], H + 1),
-                     q=fit_horizon(result.q_pred[k:], H + 1), multipliers=mult,
-                     penalty=result.penalties[-1] if result.penalties else None)
+                     q=fit_horizon(result.q_pred[k:], H + 1))
 
 
 # --- pieces -----------------------------------------------------------------------------------
 
-def _preconditioner(cfg: GroundingConfig, mu: float, H: int, D: int, n: int,
-                    action_gain: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``g -> lr · P g`` with ``P`` the inverse of an approximate Gauss-Newton curvature of ``L``.
+def action_scale(wm: WorldModel, pt: ProblemTensors) -> torch.Tensor:
+    """``(A,)`` typical action size: the model's ``action_scale`` if it has one (e.g. the std of
+    its training actions), else the half-range of the action box."""
+    scale = getattr(wm, 'action_scale', None)
+    if scale is None:
+        return (pt.a_hi - pt.a_lo) / 2
+    return torch.as_tensor(scale, dtype=torch.float32, device=pt.z0.device).clamp_min(1e-9)
 
-    Latents and joints: the time chain ``c_t = y_{t+1} - y_t - ...`` with ``∂f/∂z ≈ I`` gives
-    ``μ T`` (``T`` tridiagonal: 2 on the diagonal, 1 at the end, -1 beside it) plus the cosine
-    terms ``2 λ / ||y||²``; its ``(H, H)`` inverse acts along time, so a defect anywhere moves
-    the whole chain in one step. Actions: diagonal ``μ ||∂(c_t, d_t)/∂u_t||²`` + regularisers.
+
+class _Iterate:
+    """The last accepted iterate: position, gradient, defects and Lagrangian value."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x, self.grad = x.detach().clone(), torch.zeros_like(x)
+        self.c: torch.Tensor = torch.zeros(0)
+        self.loss = math.inf
+
+    def accepts(self, loss: float) -> bool:
+        """A finite value not clearly above the last accepted one (momentum may climb a bit)."""
+        return math.isfinite(loss) and (self.loss == math.inf
+                                         or loss <= self.loss + 0.05 * abs(self.loss) + 1e-9)
+
+    def store(self, x: torch.Tensor, grad: torch.Tensor, c: torch.Tensor, loss: float) -> None:
+        self.x.copy_(x.detach())
+        self.grad, self.c, self.loss = grad, c, loss
+
+
+def _gains(wm: WorldModel, pt: ProblemTensors, a0: torch.Tensor, a_scale: torch.Tensor,
+           q_scale: float) -> tuple[float, torch.Tensor]:
+    """Local gains of the model at ``(z_0, q_0, a_0)`` by forward differences, one model call on
+    ``2 + A`` rows.
+
+    Returns ``s = ||J_z r|| / ||r||`` for a random ``r`` (how a latent change carries into the
+    next step) and ``(A,)`` ``||∂(c_t, d_t)/∂u_j||²`` per scaled action entry (for joint-delta
+    actions without the commanded joint motion, which the joint variables already follow).
+    """
+    n_a, n, D = a0.shape[0], pt.q0.shape[0], pt.z0.shape[0]
+    eps, dev = 0.1, a0.device
+    with torch.no_grad():
+        r = torch.randn(D, generator=torch.Generator(device=dev).manual_seed(0), device=dev)
+        r *= eps * pt.z0.norm().clamp_min(1e-6) / r.norm()
+        da = torch.cat([torch.zeros(2, n_a, device=dev), torch.diag(eps * a_scale)])
+        z = pt.z0.expand(2 + n_a, D).clone()
+        z[1] += r
+        zn, qn = step_flat(wm, z, pt.q0.expand(2 + n_a, n), a0 + da, pt.latent_shape)
+        s = float((zn[1] - zn[0]).norm() / r.norm())
+        dz = (zn[2:] - zn[:1]).norm(dim=-1) / pt.z0.norm().clamp_min(1e-12)
+        dq = qn[2:] - qn[:1]
+        if pt.joint_delta and n_a >= n:
+            dq -= da[2:, :n]
+        gain = (dz.pow(2) + (dq.norm(dim=-1) / q_scale).pow(2)) / eps ** 2
+    return s, gain
+
+
+def _preconditioner(cfg: GroundingConfig, mu: float, H: int, D: int, n: int, s: float,
+                    action_gain: torch.Tensor) -> torch.Tensor:
+    """``lr · P`` for the flat ``[Y | V | U]`` layout, ``P`` the inverse of a diagonal
+    Gauss-Newton curvature of ``L``.
+
+    Latent entry of ``y_t``: its own defect ``c_{t-1}`` and, through ``∂f/∂z ≈ s I``, the next
+    one (``μ (1 + s²) / D``; ``μ / D`` at ``t = H``) plus the cosine terms (``2 λ / D``). Joint
+    entry: its own defect and the next step's (``2 μ``; ``μ`` at the end). Action entry:
+    ``μ ||∂(c_t, d_t)/∂u_t||²`` plus the regularisers. (A preconditioner coupling the time chain converged faster on smooth
+    synthetic models but was less robust on trained ones.)
     """
     dev = action_gain.device
-    T = 2 * torch.eye(H, device=dev) - torch.diag(torch.ones(H - 1, device=dev), 1)
-    T = T - torch.diag(torch.ones(H - 1, device=dev), -1)
-    T[-1, -1] = 1.0
-    align = torch.full((H,), 2 * cfg.video_weight, device=dev)
-    align[-1] += 2 * cfg.goal_weight
-    P_latent = cfg.lr * D * torch.linalg.inv(mu * T + torch.diag(align).clamp_min(1e-6 * mu))
-    P_joint = cfg.lr * torch.linalg.inv(mu * T)
-    n_a = action_gain.shape[1]
-    act = mu * action_gain + (2 * cfg.action_weight + 4 * cfg.smooth_weight) / n_a
-    P_action = (cfg.lr / act.clamp_min(1e-6)).flatten()
-    ny = H * D
+    latent = torch.full((H,), mu * (1 + s * s) + 2 * cfg.video_weight, device=dev)
+    latent[-1] = mu + 2 * cfg.video_weight + 2 * cfg.goal_weight
+    joint = torch.full((H, n), 2 * mu, device=dev)
+    joint[-1] = mu
+    act = mu * action_gain + (2 * cfg.action_weight + 4 * cfg.smooth_weight) / len(action_gain)
+    act = act.clamp_min(1e-6 * mu).repeat(H)
+    return cfg.lr * torch.cat([(D / latent).repeat_interleave(D), 1 / joint.flatten(), 1 / act])
 
-    def apply(g: torch.Tensor) -> torch.Tensor:
-        return torch.cat([(P_latent @ g[:ny].view(H, D)).flatten(),
-                          (P_joint @ g[ny:ny + H * n].view(H, n)).flatten(),
-                          P_action * g[ny + H * n:]])
-    return apply
-
-
-def _action_gain(wm: WorldModel, pt: ProblemTensors, Z: torch.Tensor, Q: torch.Tensor,
-                 A: torch.Tensor, a_scale: torch.Tensor, q_scale: float) -> torch.Tensor:
-    """``(H, A)``: ``||∂(c_t, d_t)/∂u_t||²`` per action entry by forward differences.
-
-    One model call on ``H (A + 1)`` rows; for joint-delta actions the commanded part of the joint
-    motion is taken out, as the joint variables already follow it.
-    """
-    H, n_a = A.shape
-    eps = 0.1
-    with torch.no_grad():
-        z_prev = torch.cat([pt.z0[None], Z[:-1]])[:, None].expand(H, n_a + 1, -1)
-        q_prev = torch.cat([pt.q0[None], Q[:-1]])[:, None].expand(H, n_a + 1, -1)
-        nudge = torch.cat([torch.zeros(1, n_a, device=A.device), torch.diag(eps * a_scale)])
-        a = A[:, None] + nudge
-        zn, qn = step_flat(wm, z_prev.reshape(-1, Z.shape[1]), q_prev.reshape(-1, Q.shape[1]),
-                           a.reshape(-1, n_a), pt.latent_shape)
-        zn, qn = zn.view(H, n_a + 1, -1), qn.view(H, n_a + 1, -1)
-        dz = (zn[:, 1:] - zn[:, :1]).norm(dim=-1) / pt.z0.norm().clamp_min(1e-12)
-        n = Q.shape[1]
-        dq = qn[:, 1:] - qn[:, :1] - (nudge[1:, :n] if pt.joint_delta and n_a >= n else 0)
-        return (dz.pow(2) + (dq.norm(dim=-1) / q_scale).pow(2)) / eps ** 2
 
 def _initial_guess(wm: WorldModel, pt: ProblemTensors, cfg: GroundingConfig,
-                   warm: WarmStart | None) -> tuple[torch.Tensor, ...]:
-    """``Z (H, D)``, ``Q (H, n)``, ``A (H, A)``, multipliers ``(H, D + n)`` and μ."""
+                   warm: WarmStart | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``Z (H, D)``, ``Q (H, n)``, ``A (H, A)``: the warm start, else the plan (or the line to
+    the goal), zero actions (clipped into the box) and the joints the model predicts for them.
+    """
     H, D = pt.plan.shape
-    n = pt.q0.shape[0]
     dev = pt.z0.device
+    if warm is None:
+        A = torch.zeros(H, pt.a_lo.shape[0], device=dev).clamp(pt.a_lo, pt.a_hi)
+        if cfg.latent_init == 'plan':
+            Z = pt.plan.clone()
+        else:
+            w = torch.arange(1, H + 1, device=dev, dtype=torch.float32)[:, None] / H
+            Z = pt.z0 + w * (pt.goal - pt.z0)
+        with torch.no_grad():
+            _, Q, A = rollout(wm, pt, A[None])
+        return Z, Q[0, 1:], A[0]
 
     def t(x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(x), dtype=torch.float32, device=dev)
-    if warm is not None:
-        A = t(fit_horizon(warm.actions, H))
-        Z = t(fit_horizon(warm.latents[1:], H)).reshape(H, D)
-        Q = t(fit_horizon(warm.q[1:], H))
-        lam = torch.zeros(H, D + n, device=dev)
-        if warm.multipliers is not None and warm.multipliers.shape[1:] == (D + n,):
-            lam = t(fit_horizon(warm.multipliers, H))
-        mu = cfg.penalty_init
-        if warm.penalty is not None:
-            mu = min(max(cfg.penalty_init, warm.penalty / cfg.penalty_growth), cfg.penalty_max)
-        return Z, Q, A, lam, mu
-    A = torch.zeros(H, pt.a_lo.shape[0], device=dev).clamp(pt.a_lo, pt.a_hi)
-    with torch.no_grad():
-        _, q, A = rollout(wm, pt, A[None])
-    if cfg.latent_init == 'plan':
-        Z = pt.plan.clone()
-    else:
-        w = torch.arange(1, H + 1, device=dev, dtype=torch.float32)[:, None] / H
-        Z = pt.z0 + w * (pt.goal - pt.z0)
-    return Z, q[0, 1:], A[0], torch.zeros(H, D + n, device=dev), cfg.penalty_init
+    A = t(fit_horizon(warm.actions, H)).clamp(pt.a_lo, pt.a_hi)
+    Z = t(fit_horizon(warm.latents[1:], H)).reshape(H, D)
+    Q = t(fit_horizon(warm.q[1:], H))
+    valid = H if warm.valid_steps is None else max(0, min(warm.valid_steps, H))
+    with torch.no_grad():  # padded tail: roll the model on, so the guess stays feasible
+        for k in range(valid, H):
+            z = Z[k - 1:k] if k else pt.z0[None]
+            q = Q[k - 1:k] if k else pt.q0[None]
+            z, q = step_flat(wm, z, q, A[k:k + 1], pt.latent_shape)
+            Z[k], Q[k] = z[0], q[0]
+    return Z, Q, A
 
 
 def constraints(wm: WorldModel, pt: ProblemTensors, Z: torch.Tensor, Q: torch.Tensor,

@@ -44,7 +44,9 @@ class WorldModel(Protocol):
              a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``z (B, *Z)``, ``q (B, n)`` rad, ``a (B, A)`` -> ``(z_next (B, *Z), q_next (B, n))``.
 
-        Differentiable in ``z``, ``q`` and ``a``; on the model's device, float32.
+        Differentiable in ``z``, ``q`` and ``a``; on the model's device, float32. A model may
+        also carry ``action_scale`` ``(A,)``, the typical size of an action (e.g. the std of its
+        training actions); solvers use it for step sizes and finite differences.
         """
         ...
 
@@ -129,15 +131,14 @@ class RobotSpecLike(Protocol):
 class WarmStart:
     """A previous solution already shifted to start at the current step (see shift_warm_start).
 
-    ``actions (H, A)``, ``latents (H+1, *Z)``, ``q (H+1, n)``; ``multipliers (H, D + n)`` and
-    ``penalty`` carry the augmented-Lagrangian state when the solution came from GVP-WM.
+    ``actions (H, A)``, ``latents (H+1, *Z)``, ``q (H+1, n)`` rad. Rows after the first
+    ``valid_steps`` actions are padding (the solver re-predicts them); None = all valid.
     """
 
     actions: np.ndarray
     latents: np.ndarray
     q: np.ndarray
-    multipliers: np.ndarray | None = None
-    penalty: float | None = None
+    valid_steps: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,7 +197,6 @@ class GroundingResult:
         outer_iterations: augmented-Lagrangian outer iterations (0 for other methods).
         compute_time_s: wall time of the call.
         penalties: penalty weight of each outer iteration (GVP-WM), else empty.
-        multipliers: ``(H, D + n)`` final Lagrange multipliers (GVP-WM), else None.
     """
 
     method: str
@@ -210,7 +210,6 @@ class GroundingResult:
     outer_iterations: int
     compute_time_s: float
     penalties: tuple[float, ...] = ()
-    multipliers: np.ndarray | None = None
 
 
 class Grounder(Protocol):
@@ -311,8 +310,7 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def make_result(method: str, wm: WorldModel, pt: ProblemTensors, actions: torch.Tensor,
                 latents: torch.Tensor, q: torch.Tensor, t_start: float, *,
                 iterations: int, outer_iterations: int = 0, plan: torch.Tensor | None = None,
-                penalties: tuple[float, ...] = (),
-                multipliers: torch.Tensor | None = None) -> GroundingResult:
+                penalties: tuple[float, ...] = ()) -> GroundingResult:
     """Score a committed trajectory and package it.
 
     ``actions (H, A)``, ``latents (H+1, D)``, ``q (H+1, n)``; ``plan (H, D)`` the video plan it
@@ -331,8 +329,7 @@ def make_result(method: str, wm: WorldModel, pt: ProblemTensors, actions: torch.
         method=method, actions=out[0], latents=out[1].reshape(H + 1, *pt.latent_shape),
         q_pred=out[2], dynamics_residual=float(stats[0]), proprio_residual_rad=float(stats[1]),
         alignment=float(stats[2]), iterations=iterations, outer_iterations=outer_iterations,
-        compute_time_s=time.perf_counter() - t_start, penalties=tuple(penalties),
-        multipliers=None if multipliers is None else multipliers.detach().cpu().numpy())
+        compute_time_s=time.perf_counter() - t_start, penalties=tuple(penalties))
 
 
 def fit_horizon(x: np.ndarray, length: int) -> np.ndarray:
@@ -341,3 +338,94 @@ def fit_horizon(x: np.ndarray, length: int) -> np.ndarray:
     if len(x) >= length:
         return x[:length]
     return np.concatenate([x, np.repeat(x[-1:], length - len(x), axis=0)])
+
+
+# --- adapters for trained model sets (vidplan_ros.nn), duck-typed so core never imports nn ---
+
+class _Norm(NamedTuple):
+    q_mean: torch.Tensor
+    q_std: torch.Tensor
+    a_mean: torch.Tensor
+    a_std: torch.Tensor
+
+
+def _norm_of(norm: object, device: torch.device) -> _Norm:
+    def t(name: str) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(getattr(norm, name)), dtype=torch.float32,
+                               device=device)
+    return _Norm(t('q_mean'), t('q_std'), t('action_mean'), t('action_std'))
+
+
+class NormalizedWorldModel:
+    """A world model trained in normalised units seen as a :class:`WorldModel` in rad.
+
+    ``module(z, q_n, a_n) -> (z_next, q_n_next)`` with ``q_n = (q - q_mean) / q_std`` and
+    ``a_n = (a - action_mean) / action_std`` (``norm`` carries those four ``(n,)`` arrays, rad).
+    """
+
+    def __init__(self, module: torch.nn.Module, norm: object) -> None:
+        self.module = module
+        self.device = model_device(module)
+        self.norm = _norm_of(norm, self.device)
+        self.latent_shape = tuple(getattr(module, 'latent_shape'))
+        self.action_dim = int(self.norm.a_mean.shape[0])
+        self.num_joints = int(self.norm.q_mean.shape[0])
+        self.action_scale = self.norm.a_std      # typical action size (rad), for the solvers
+
+    def step(self, z: torch.Tensor, q: torch.Tensor,
+             a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = self.norm
+        z_next, qn_next = self.module(z, (q - m.q_mean) / m.q_std, (a - m.a_mean) / m.a_std)
+        return z_next, qn_next * m.q_std + m.q_mean
+
+
+class NormalizedPlanner:
+    """A latent planner ``module(z0, q_n, noise) -> plan`` as a :class:`VideoPlanner` in rad.
+
+    ``num_steps`` sets the module's ``steps`` attribute for the call when it differs.
+    """
+
+    def __init__(self, module: torch.nn.Module, norm: object) -> None:
+        self.module = module
+        self.norm = _norm_of(norm, model_device(module))
+        self.latent_shape = tuple(getattr(module, 'latent_shape'))
+        self.horizon = int(getattr(module, 'horizon'))
+
+    def noise_shape(self, horizon: int) -> tuple[int, ...]:
+        if horizon != self.horizon:
+            raise VidplanError(f'the planner imagines H = {self.horizon} frames; the grounding '
+                               f'problem has H = {horizon}')
+        return (horizon, *self.latent_shape)
+
+    def sample(self, z0: torch.Tensor, q0: torch.Tensor, noise: torch.Tensor,
+               num_steps: int) -> torch.Tensor:
+        qn = (q0 - self.norm.q_mean) / self.norm.q_std
+        steps = getattr(self.module, 'steps', num_steps)
+        try:
+            self.module.steps = num_steps
+            return self.module(z0, qn, noise)
+        finally:
+            self.module.steps = steps
+
+
+class NormalizedInverseDynamics:
+    """``module(z_t, z_next, q_n) -> a_n`` as an :class:`InverseDynamics` in rad."""
+
+    def __init__(self, module: torch.nn.Module, norm: object) -> None:
+        self.module = module
+        self.norm = _norm_of(norm, model_device(module))
+
+    def __call__(self, z_t: torch.Tensor, z_next: torch.Tensor,
+                 q_t: torch.Tensor) -> torch.Tensor:
+        m = self.norm
+        return self.module(z_t, z_next, (q_t - m.q_mean) / m.q_std) * m.a_std + m.a_mean
+
+
+def adapt_model_set(model_set: object) -> tuple[NormalizedWorldModel, NormalizedPlanner,
+                                                NormalizedInverseDynamics]:
+    """World model, planner and inverse dynamics of a loaded model set (``world_model``,
+    ``planner``, ``inverse_dynamics`` modules and ``norm`` stats), in rad."""
+    norm = getattr(model_set, 'norm')
+    return (NormalizedWorldModel(getattr(model_set, 'world_model'), norm),
+            NormalizedPlanner(getattr(model_set, 'planner'), norm),
+            NormalizedInverseDynamics(getattr(model_set, 'inverse_dynamics'), norm))
