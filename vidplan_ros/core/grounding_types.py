@@ -367,7 +367,7 @@ class NormalizedWorldModel:
         self.module = module
         self.device = model_device(module)
         self.norm = _norm_of(norm, self.device)
-        self.latent_shape = tuple(getattr(module, 'latent_shape'))
+        self.latent_shape = tuple(module.latent_shape)
         self.action_dim = int(self.norm.a_mean.shape[0])
         self.num_joints = int(self.norm.q_mean.shape[0])
         self.action_scale = self.norm.a_std      # typical action size (rad), for the solvers
@@ -388,8 +388,8 @@ class NormalizedPlanner:
     def __init__(self, module: torch.nn.Module, norm: object) -> None:
         self.module = module
         self.norm = _norm_of(norm, model_device(module))
-        self.latent_shape = tuple(getattr(module, 'latent_shape'))
-        self.horizon = int(getattr(module, 'horizon'))
+        self.latent_shape = tuple(module.latent_shape)
+        self.horizon = int(module.horizon)
 
     def noise_shape(self, horizon: int) -> tuple[int, ...]:
         if horizon != self.horizon:
@@ -425,7 +425,7 @@ def adapt_model_set(model_set: object) -> tuple[NormalizedWorldModel, Normalized
                                                 NormalizedInverseDynamics]:
     """World model, planner and inverse dynamics of a loaded model set (``world_model``,
     ``planner``, ``inverse_dynamics`` modules and ``norm`` stats), in rad."""
-    norm = getattr(model_set, 'norm')
-    return (NormalizedWorldModel(getattr(model_set, 'world_model'), norm),
-            NormalizedPlanner(getattr(model_set, 'planner'), norm),
-            NormalizedInverseDynamics(getattr(model_set, 'inverse_dynamics'), norm))
+    norm = model_set.norm
+    return (NormalizedWorldModel(model_set.world_model, norm),
+            NormalizedPlanner(model_set.planner, norm),
+            NormalizedInverseDynamics(model_set.inverse_dynamics, norm))
