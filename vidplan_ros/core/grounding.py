@@ -241,8 +241,8 @@ def _preconditioner(cfg: GroundingConfig, mu: float, H: int, D: int, n: int, s: 
     Latent entry of ``y_t``: its own defect ``c_{t-1}`` and, through ``∂f/∂z ≈ s I``, the next
     one (``μ (1 + s²) / D``; ``μ / D`` at ``t = H``) plus the cosine terms (``2 λ / D``). Joint
     entry: its own defect and the next step's (``2 μ``; ``μ`` at the end). Action entry:
-    ``μ ||∂(c_t, d_t)/∂u_t||²`` plus the regularisers. (A preconditioner coupling the time chain converged faster on smooth
-    synthetic models but was less robust on trained ones.)
+    ``μ ||∂(c_t, d_t)/∂u_t||²`` plus the regularisers. (A preconditioner coupling the time
+    chain converged faster on smooth synthetic models but was less robust on trained ones.)
     """
     dev = action_gain.device
     latent = torch.full((H,), mu * (1 + s * s) + 2 * cfg.video_weight, device=dev)
