@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -27,7 +27,8 @@ import torch
 from vidplan_ros.core.config import require, require_one_of, require_positive
 from vidplan_ros.core.errors import VidplanError
 from vidplan_ros.core.grounding import (GroundingConfig, collocation_config, constraints, ground,
-                                        joint_base, project_variables)
+                                        action_scale, joint_base, project_variables,
+                                        shift_warm_start)
 from vidplan_ros.core.grounding_types import (GroundingProblem, GroundingResult, InverseDynamics,
                                               ProblemTensors, VideoPlanner, WarmStart,
                                               WorldModel, cosine, make_result, model_device,
@@ -52,8 +53,8 @@ class CemConfig:
     samples: int = 256              # action sequences per iteration
     elites: int = 32                # best ones the distribution is refitted to
     iterations: int = 8
-    std_init: float = 0.5           # initial std, fraction of the action half-range
-    std_min: float = 0.02           # floor of the std, same units
+    std_init: float = 1.0           # initial std, units of the typical action (action_scale)
+    std_min: float = 0.05           # floor of the std, same units
     video_weight: float = 0.0       # cosine cost of every rolled-out latent to the plan
     goal_weight: float = 1.0        # cosine cost of the final latent to the goal
     seed: int = 0
@@ -72,7 +73,7 @@ class GdConfig:
     """MPC-GD: Adam on the actions through the world-model rollout."""
 
     steps: int = 50
-    lr: float = 0.1                 # Adam step, fraction of the action half-range
+    lr: float = 0.1                 # Adam step, units of the typical action (action_scale)
     video_weight: float = 0.0
     goal_weight: float = 1.0
 
@@ -124,6 +125,9 @@ class GrounderConfig:
     """Which grounding method runs (``method``) and the settings of each."""
 
     method: str = 'gvp_wm'
+    # GVP-WM's cold start (no warm start): actions from the inverse dynamics model on the plan,
+    # when make_grounder is given one (the latents still start on the plan)
+    init_from_inverse_dynamics: bool = True
     gvp_wm: GroundingConfig = field(default_factory=GroundingConfig)  # also 'collocation'
     mpc_cem: CemConfig = field(default_factory=CemConfig)
     mpc_gd: GdConfig = field(default_factory=GdConfig)
@@ -150,7 +154,8 @@ def make_grounder(method: str, world_model: WorldModel, cfg: GrounderConfig | No
     """A grounder ``(problem, warm_start=None) -> GroundingResult`` for ``method`` (METHODS).
 
     'inverse_dynamics' needs ``inverse_dynamics``; 'wav' needs ``planner`` and
-    ``inverse_dynamics``. ``cfg`` (default settings if None) supplies each method's section.
+    ``inverse_dynamics``; 'gvp_wm' uses ``inverse_dynamics``, when given, for its cold starts.
+    ``cfg`` (default settings if None) supplies each method's section.
     """
     cfg = cfg or GrounderConfig()
     if method not in METHODS:
@@ -160,8 +165,16 @@ def make_grounder(method: str, world_model: WorldModel, cfg: GrounderConfig | No
     if method == 'wav' and planner is None:
         raise VidplanError("'wav' needs the video planner (planner=...) to resample its noise")
     wm = world_model
+    def gvp_wm(p: GroundingProblem, w: WarmStart | None) -> GroundingResult:
+        t0 = time.perf_counter()
+        w = w or p.warm_start
+        if w is None and inverse_dynamics is not None and cfg.init_from_inverse_dynamics:
+            w = shift_warm_start(_inverse_dynamics(p, wm, inverse_dynamics), 0)
+        r = ground(p, wm, cfg.gvp_wm, w)
+        return replace(r, compute_time_s=time.perf_counter() - t0)
+
     fns: dict[str, Callable[[GroundingProblem, WarmStart | None], GroundingResult]] = {
-        'gvp_wm': lambda p, w: ground(p, wm, cfg.gvp_wm, w),
+        'gvp_wm': gvp_wm,
         'collocation': lambda p, w: ground(p, wm, collocation_config(cfg.gvp_wm), w,
                                            method='collocation'),
         'inverse_dynamics': lambda p, w: _inverse_dynamics(p, wm, inverse_dynamics),
@@ -232,9 +245,9 @@ def _cem(problem: GroundingProblem, wm: WorldModel, cfg: CemConfig,
     t0 = time.perf_counter()
     pt = to_tensors(problem, model_device(wm))
     H = problem.horizon
-    half = (pt.a_hi - pt.a_lo) / 2
+    scale = action_scale(wm, pt)
     mean = _initial_actions(pt, warm or problem.warm_start, H)
-    std = (cfg.std_init * half).expand(H, -1)
+    std = (cfg.std_init * scale).expand(H, -1)
     gen = torch.Generator(device=mean.device).manual_seed(cfg.seed)
     best_cost, best = math.inf, None
     for _ in range(cfg.iterations):
@@ -247,7 +260,7 @@ def _cem(problem: GroundingProblem, wm: WorldModel, cfg: CemConfig,
             best_cost, best = float(cost[order[0]]), (acts[order[0]], Z[order[0]], Q[order[0]])
         elites = acts[order[:cfg.elites]]
         mean = elites.mean(0)
-        std = elites.std(0, unbiased=False).maximum(cfg.std_min * half)
+        std = elites.std(0, unbiased=False).maximum(cfg.std_min * scale)
     assert best is not None
     return make_result('mpc_cem', wm, pt, *best, t0, iterations=cfg.iterations)
 
@@ -256,19 +269,19 @@ def _gd(problem: GroundingProblem, wm: WorldModel, cfg: GdConfig,
         warm: WarmStart | None) -> GroundingResult:
     t0 = time.perf_counter()
     pt = to_tensors(problem, model_device(wm))
-    half = (pt.a_hi - pt.a_lo) / 2
-    U = (_initial_actions(pt, warm or problem.warm_start, problem.horizon) / half)
+    scale = action_scale(wm, pt)
+    U = (_initial_actions(pt, warm or problem.warm_start, problem.horizon) / scale)
     U.requires_grad_()
     opt = torch.optim.Adam([U], lr=cfg.lr)
     for _ in range(cfg.steps):
-        Z, _, _ = rollout(wm, pt, (U * half)[None])
+        Z, _, _ = rollout(wm, pt, (U * scale)[None])
         cost = _shooting_cost(pt, Z, cfg.video_weight, cfg.goal_weight).sum()
         (U.grad,) = torch.autograd.grad(cost, [U])
         opt.step()
         with torch.no_grad():
-            U.copy_(torch.minimum(torch.maximum(U * half, pt.a_lo), pt.a_hi) / half)
+            U.copy_(torch.minimum(torch.maximum(U * scale, pt.a_lo), pt.a_hi) / scale)
     with torch.no_grad():
-        Z, Q, acts = rollout(wm, pt, (U * half)[None])
+        Z, Q, acts = rollout(wm, pt, (U * scale)[None])
     return make_result('mpc_gd', wm, pt, acts[0], Z[0], Q[0], t0, iterations=cfg.steps)
 
 
@@ -276,22 +289,22 @@ def _actions_only(problem: GroundingProblem, wm: WorldModel, cfg: ActionsOnlyCon
                   warm: WarmStart | None) -> GroundingResult:
     t0 = time.perf_counter()
     pt = to_tensors(problem, model_device(wm))
-    half = (pt.a_hi - pt.a_lo) / 2
+    scale = action_scale(wm, pt)
     s_q = cfg.proprio_scale_rad
-    U = (_initial_actions(pt, warm or problem.warm_start, problem.horizon) / half)
+    U = (_initial_actions(pt, warm or problem.warm_start, problem.horizon) / scale)
     V = torch.zeros(problem.horizon, pt.q0.shape[0], device=U.device)
     U.requires_grad_()
     V.requires_grad_()
     opt = torch.optim.Adam([U, V], lr=cfg.lr)
     for _ in range(cfg.steps):
-        A = U * half
+        A = U * scale
         c = constraints(wm, pt, pt.plan, joint_base(pt, A) + V * s_q, A, s_q)
         U.grad, V.grad = torch.autograd.grad(c.pow(2).sum(), [U, V])
         opt.step()
         with torch.no_grad():
-            project_variables(pt, V, U, s_q, half)
+            project_variables(pt, V, U, s_q, scale)
     with torch.no_grad():
-        A = U * half
+        A = U * scale
         q = torch.cat([pt.q0[None], joint_base(pt, A) + V * s_q])
         latents = torch.cat([pt.z0[None], pt.plan])
     return make_result('actions_only', wm, pt, A, latents, q, t0, iterations=cfg.steps)

@@ -46,6 +46,7 @@ from vidplan_ros.core.grounding_types import (GroundingProblem, GroundingResult,
                                               rollout, step_flat, to_tensors)
 
 LATENT_INITS = ('plan', 'interpolate')
+WARM_LATENTS = ('plan', 'previous')
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ class GroundingConfig:
     goal_weight: float = 0.0             # λg: cosine alignment of z_H to the goal latent
     action_weight: float = 0.0           # λa: action magnitude (units of s_a)
     smooth_weight: float = 0.0           # λs: action change between steps
-    outer_iterations: int = 6            # multiplier / penalty updates at most
-    inner_steps: int = 8                 # gradient steps per outer iteration
+    outer_iterations: int = 2            # multiplier / penalty updates at most (real time: 2)
+    inner_steps: int = 6                 # gradient steps per outer iteration
     lr: float = 0.6                      # step as a fraction of the diagonal Newton step
     momentum: float = 0.5                # heavy-ball momentum of the inner steps
     penalty_init: float = 1.0            # μ of the first outer iteration
@@ -67,6 +68,7 @@ class GroundingConfig:
     proprio_tolerance_rad: float = 0.005  # ... and max |q defect| below it
     proprio_scale_rad: float = 0.05      # s_q: units of the proprio constraint and its variable
     latent_init: str = 'plan'            # cold start of Z: 'plan' or 'interpolate' (z_0 -> goal)
+    warm_latents: str = 'plan'           # warm start of Z: 'plan' or 'previous' (the shifted Z)
     refine_samples: int = 0              # 0 = no sampling refinement after the optimisation
     refine_std: float = 0.05             # refinement noise, in units of s_a
     seed: int = 0                        # refinement sampling
@@ -89,6 +91,7 @@ class GroundingConfig:
                 'at least penalty_init')
         require(0 <= self.momentum < 1, 'momentum', self.momentum, 'a number in [0, 1)')
         require_one_of(self, 'latent_init', LATENT_INITS)
+        require_one_of(self, 'warm_latents', WARM_LATENTS)
         require(self.refine_samples >= 0, 'refine_samples', self.refine_samples,
                 'an integer >= 0 (0 = off)')
 
@@ -119,7 +122,7 @@ def ground(problem: GroundingProblem, world_model: WorldModel,
     gains = _gains(wm, pt, A[0], a_scale, q_scale)
     velocity, best = torch.zeros_like(X), _Iterate(X)
     penalties: list[float] = []
-    shrink = 1.0
+    shrink, evaluations, done = 1.0, 0, False
     for _ in range(cfg.outer_iterations):
         penalties.append(mu)
         step = _preconditioner(cfg, mu, H, D, n, *gains)
@@ -128,10 +131,14 @@ def ground(problem: GroundingProblem, world_model: WorldModel,
             A = U * a_scale
             c = constraints(wm, pt, Y * z_unit, joint_base(pt, A) + V * q_scale, A, q_scale)
             loss = _cost(cfg, pt, Y, U) + (lam * c).sum() + 0.5 * mu * c.pow(2).sum()
+            evaluations += 1
             if best.accepts(float(loss.detach())):
                 (grad,) = torch.autograd.grad(loss, [X])
                 best.store(X, grad, c.detach(), float(loss.detach()))
                 shrink = min(1.0, shrink * 1.5)
+                done = _feasible(cfg, best.c, D, q_scale)
+                if done:
+                    break
             else:  # the step made things worse: back to the last good iterate, half the step
                 X.data.copy_(best.x)
                 velocity.zero_()
@@ -140,16 +147,9 @@ def ground(problem: GroundingProblem, world_model: WorldModel,
                 velocity.mul_(cfg.momentum).addcmul_(best.grad, step, value=-shrink)
                 X.add_(velocity)
                 project_variables(pt, V, U, q_scale, a_scale)
-        if best.c.numel() == 0:  # nothing finite to work with: keep the start
+        if done or best.c.numel() == 0:  # feasible, or nothing finite to work with
             break
-        with torch.no_grad():
-            c = best.c
-            lam = lam + mu * c
-            dyn = c[:, :D].norm(dim=-1).max()
-            prop = c[:, D:].abs().max() * q_scale if n else torch.zeros(())
-            done = bool(dyn <= cfg.tolerance) and bool(prop <= cfg.proprio_tolerance_rad)
-        if done:
-            break
+        lam = lam + mu * best.c
         mu = min(mu * cfg.penalty_growth, cfg.penalty_max)
     with torch.no_grad():
         X.copy_(best.x)  # the last evaluated iterate (the one the stopping test saw)
@@ -158,9 +158,8 @@ def ground(problem: GroundingProblem, world_model: WorldModel,
         q = torch.cat([pt.q0[None], joint_base(pt, A) + V.detach() * q_scale])
         if cfg.refine_samples:
             A, latents, q = _refine(wm, pt, cfg, A, a_scale)
-    return make_result(method, wm, pt, A, latents, q, t0, iterations=len(penalties) *
-                       cfg.inner_steps, outer_iterations=len(penalties),
-                       penalties=tuple(penalties))
+    return make_result(method, wm, pt, A, latents, q, t0, iterations=evaluations,
+                       outer_iterations=len(penalties), penalties=tuple(penalties))
 
 
 def shift_warm_start(result: GroundingResult, steps_executed: int) -> WarmStart:
@@ -241,8 +240,8 @@ def _preconditioner(cfg: GroundingConfig, mu: float, H: int, D: int, n: int, s: 
     Latent entry of ``y_t``: its own defect ``c_{t-1}`` and, through ``∂f/∂z ≈ s I``, the next
     one (``μ (1 + s²) / D``; ``μ / D`` at ``t = H``) plus the cosine terms (``2 λ / D``). Joint
     entry: its own defect and the next step's (``2 μ``; ``μ`` at the end). Action entry:
-    ``μ ||∂(c_t, d_t)/∂u_t||²`` plus the regularisers. (A preconditioner coupling the time
-    chain converged faster on smooth synthetic models but was less robust on trained ones.)
+    ``μ ||∂(c_t, d_t)/∂u_t||²`` plus the regularisers. (A preconditioner coupling the time chain converged faster on smooth
+    synthetic models but was less robust on trained ones.)
     """
     dev = action_gain.device
     latent = torch.full((H,), mu * (1 + s * s) + 2 * cfg.video_weight, device=dev)
@@ -254,10 +253,22 @@ def _preconditioner(cfg: GroundingConfig, mu: float, H: int, D: int, n: int, s: 
     return cfg.lr * torch.cat([(D / latent).repeat_interleave(D), 1 / joint.flatten(), 1 / act])
 
 
+def _feasible(cfg: GroundingConfig, c: torch.Tensor, D: int, q_scale: float) -> bool:
+    """The stopping test on scaled defects ``c (H, D + n)``."""
+    if bool(c[:, :D].norm(dim=-1).max() > cfg.tolerance):
+        return False
+    return c.shape[1] == D or bool(c[:, D:].abs().max() * q_scale <= cfg.proprio_tolerance_rad)
+
+
 def _initial_guess(wm: WorldModel, pt: ProblemTensors, cfg: GroundingConfig,
                    warm: WarmStart | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``Z (H, D)``, ``Q (H, n)``, ``A (H, A)``: the warm start, else the plan (or the line to
-    the goal), zero actions (clipped into the box) and the joints the model predicts for them.
+    """``Z (H, D)``, ``Q (H, n)``, ``A (H, A)``.
+
+    Cold: the plan (or the line to the goal), zero actions (clipped into the box) and the joints
+    the model predicts for them. Warm: the shifted actions and joints, their padded tail rolled
+    on by the model, and the plan (or the shifted latents, ``warm_latents``): starting on the new
+    plan with nearly right actions converged faster than starting from the old latents, whose
+    tail must then slide along the feasible set towards the new plan.
     """
     H, D = pt.plan.shape
     dev = pt.z0.device
@@ -284,6 +295,8 @@ def _initial_guess(wm: WorldModel, pt: ProblemTensors, cfg: GroundingConfig,
             q = Q[k - 1:k] if k else pt.q0[None]
             z, q = step_flat(wm, z, q, A[k:k + 1], pt.latent_shape)
             Z[k], Q[k] = z[0], q[0]
+    if cfg.warm_latents == 'plan':
+        Z = pt.plan.clone()
     return Z, Q, A
 
 
@@ -348,4 +361,4 @@ def _refine(wm: WorldModel, pt: ProblemTensors, cfg: GroundingConfig, A: torch.T
 def collocation_config(cfg: GroundingConfig) -> GroundingConfig:
     """The same solver without video guidance: λv = 0, goal term on, latents interpolated."""
     return replace(cfg, video_weight=0.0, goal_weight=cfg.goal_weight or 1.0,
-                   latent_init='interpolate')
+                   latent_init='interpolate', warm_latents='previous')
