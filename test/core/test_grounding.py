@@ -120,10 +120,11 @@ def test_result_is_well_formed(wm):
 def test_infeasible_plan_gives_a_feasible_result_with_lower_alignment(wm):
     clean, _ = make_problem(wm, H=6)
     problem, _ = make_problem(wm, H=6, corrupt=0.4)
-    r_clean = ground(clean, wm, ACCURATE)
-    r = ground(problem, wm, ACCURATE)
-    assert r.dynamics_residual < 0.01                   # feasible under the model ...
+    cfg = GroundingConfig(outer_iterations=10, inner_steps=8)
+    r_clean, r = ground(clean, wm, cfg), ground(problem, wm, cfg)
+    assert r.dynamics_residual < 0.005                  # feasible under the model ...
     assert r.alignment < r_clean.alignment - 0.005      # ... so it cannot follow the teleport
+    assert abs(r.rollout_alignment - r.alignment) < 0.002
     err, Z, _ = rollout_error(wm, problem, r.actions)
     # the committed latents are (nearly) what the model predicts for the actions
     lat = torch.as_tensor(r.latents).reshape(7, -1)
@@ -197,10 +198,8 @@ def test_refinement_commits_to_a_rollout_at_least_as_good(wm):
     plain = ground(problem, wm, GroundingConfig())
     refined = ground(problem, wm, GroundingConfig(refine_samples=32, refine_std=0.2))
     assert refined.dynamics_residual < 1e-5             # latents are the model's rollout
-    _, Z, _ = rollout_error(wm, problem, plain.actions)
-    plan = torch.as_tensor(problem.video_plan).reshape(len(Z) - 1, -1)
-    plain_rollout_alignment = float(torch.cosine_similarity(Z[1:], plan, dim=-1).mean())
-    assert refined.alignment >= plain_rollout_alignment - 1e-6
+    assert refined.alignment == pytest.approx(refined.rollout_alignment)
+    assert refined.rollout_alignment >= plain.rollout_alignment - 1e-6
 
 
 def test_any_horizon_and_goal_only(wm):

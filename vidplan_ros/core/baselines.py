@@ -262,7 +262,7 @@ def _cem(problem: GroundingProblem, wm: WorldModel, cfg: CemConfig,
         mean = elites.mean(0)
         std = elites.std(0, unbiased=False).maximum(cfg.std_min * scale)
     assert best is not None
-    return make_result('mpc_cem', wm, pt, *best, t0, iterations=cfg.iterations)
+    return make_result('mpc_cem', wm, pt, *best, t0, iterations=cfg.iterations, rolled=best[1])
 
 
 def _gd(problem: GroundingProblem, wm: WorldModel, cfg: GdConfig,
@@ -282,7 +282,8 @@ def _gd(problem: GroundingProblem, wm: WorldModel, cfg: GdConfig,
             U.copy_(torch.minimum(torch.maximum(U * scale, pt.a_lo), pt.a_hi) / scale)
     with torch.no_grad():
         Z, Q, acts = rollout(wm, pt, (U * scale)[None])
-    return make_result('mpc_gd', wm, pt, acts[0], Z[0], Q[0], t0, iterations=cfg.steps)
+    return make_result('mpc_gd', wm, pt, acts[0], Z[0], Q[0], t0, iterations=cfg.steps,
+                       rolled=Z[0])
 
 
 def _actions_only(problem: GroundingProblem, wm: WorldModel, cfg: ActionsOnlyConfig,
@@ -345,4 +346,5 @@ def _wav(problem: GroundingProblem, wm: WorldModel, planner: VideoPlanner | None
         std = elites.std(0, unbiased=False).maximum(torch.tensor(cfg.std_min, device=dev))
     assert best is not None
     acts, Z, Q, plan = best
-    return make_result('wav', wm, pt, acts, Z, Q, t0, iterations=cfg.iterations, plan=plan)
+    return make_result('wav', wm, pt, acts, Z, Q, t0, iterations=cfg.iterations, plan=plan,
+                       rolled=Z)

@@ -17,12 +17,13 @@ gradient steps (each followed by the projection); then ``λ <- λ + μ (c, d)`` 
 penalty_growth, penalty_max)``. It stops when ``max_t ||c_t|| <= tolerance`` and the largest
 joint defect is within ``proprio_tolerance_rad``, or after ``outer_iterations``.
 
-Inner steps are heavy-ball steps preconditioned by a diagonal Gauss-Newton curvature of ``L``
-(see :func:`_preconditioner`; the model's local gains come from one batched finite-difference
-call), so ``lr`` is a fraction of a Newton step: the same value suits any latent size, robot and
-penalty, and steps shrink as ``μ`` grows. A step that raises ``L`` is undone and the step halved.
-Plain Adam converged far worse on the same budget: its first steps move every variable by ``lr``
-whatever its gradient, which also wrecks warm starts. Variables live in scaled units (latents /
+Inner steps are heavy-ball steps preconditioned by a block-diagonal Gauss-Newton curvature of
+``L`` (:func:`_preconditioner`; the model's local gains, including the ``(A, A)`` Gram matrix of
+its action Jacobian, come from one batched finite-difference call), so ``lr`` is a fraction of a
+Newton step: the same value suits any latent size, robot and penalty, and steps shrink as ``μ``
+grows. A step that raises ``L`` is undone and the step halved. Plain Adam converged far worse on
+the same budget: its first steps move every variable by ``lr`` whatever its gradient, which also
+wrecks warm starts. Variables live in scaled units (latents /
 rms(z_0), actions / s_a, joint corrections / s_q; with joint-delta actions a joint variable is
 ``q_0 + Σ_{s<t} a_s`` plus a correction, so the joints follow the commanded motion for free).
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -61,7 +63,7 @@ class GroundingConfig:
     inner_steps: int = 6                 # gradient steps per outer iteration
     lr: float = 0.6                      # step as a fraction of the diagonal Newton step
     momentum: float = 0.5                # heavy-ball momentum of the inner steps
-    penalty_init: float = 1.0            # μ of the first outer iteration
+    penalty_init: float = 0.3            # μ of the first outer iteration
     penalty_growth: float = 4.0          # μ is multiplied by this after each outer iteration
     penalty_max: float = 1.0e5
     tolerance: float = 0.002             # stop at max_t ||c_t|| (relative to ||z_0||) below it
@@ -125,7 +127,7 @@ def ground(problem: GroundingProblem, world_model: WorldModel,
     shrink, evaluations, done = 1.0, 0, False
     for _ in range(cfg.outer_iterations):
         penalties.append(mu)
-        step = _preconditioner(cfg, mu, H, D, n, *gains)
+        precondition = _preconditioner(cfg, mu, H, D, n, *gains)
         best.loss = math.inf
         for _ in range(cfg.inner_steps):
             A = U * a_scale
@@ -144,7 +146,7 @@ def ground(problem: GroundingProblem, world_model: WorldModel,
                 velocity.zero_()
                 shrink *= 0.5
             with torch.no_grad():
-                velocity.mul_(cfg.momentum).addcmul_(best.grad, step, value=-shrink)
+                velocity.mul_(cfg.momentum).sub_(shrink * precondition(best.grad))
                 X.add_(velocity)
                 project_variables(pt, V, U, q_scale, a_scale)
         if done or best.c.numel() == 0:  # feasible, or nothing finite to work with
@@ -156,10 +158,13 @@ def ground(problem: GroundingProblem, world_model: WorldModel,
         A = U.detach() * a_scale
         latents = torch.cat([pt.z0[None], Y.detach() * z_unit])
         q = torch.cat([pt.q0[None], joint_base(pt, A) + V.detach() * q_scale])
+        rolled = None
         if cfg.refine_samples:
             A, latents, q = _refine(wm, pt, cfg, A, a_scale)
+            rolled = latents
     return make_result(method, wm, pt, A, latents, q, t0, iterations=evaluations,
-                       outer_iterations=len(penalties), penalties=tuple(penalties))
+                       outer_iterations=len(penalties), penalties=tuple(penalties),
+                       rolled=rolled)
 
 
 def shift_warm_start(result: GroundingResult, steps_executed: int) -> WarmStart:
@@ -224,33 +229,44 @@ def _gains(wm: WorldModel, pt: ProblemTensors, a0: torch.Tensor, a_scale: torch.
         z[1] += r
         zn, qn = step_flat(wm, z, pt.q0.expand(2 + n_a, n), a0 + da, pt.latent_shape)
         s = float((zn[1] - zn[0]).norm() / r.norm())
-        dz = (zn[2:] - zn[:1]).norm(dim=-1) / pt.z0.norm().clamp_min(1e-12)
         dq = qn[2:] - qn[:1]
         if pt.joint_delta and n_a >= n:
             dq -= da[2:, :n]
-        gain = (dz.pow(2) + (dq.norm(dim=-1) / q_scale).pow(2)) / eps ** 2
-    return s, gain
+        cols = torch.cat([(zn[2:] - zn[:1]) / pt.z0.norm().clamp_min(1e-12), dq / q_scale], 1)
+        gram = cols @ cols.T / eps ** 2
+    return s, gram
 
 
 def _preconditioner(cfg: GroundingConfig, mu: float, H: int, D: int, n: int, s: float,
-                    action_gain: torch.Tensor) -> torch.Tensor:
-    """``lr · P`` for the flat ``[Y | V | U]`` layout, ``P`` the inverse of a diagonal
-    Gauss-Newton curvature of ``L``.
+                    gram: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``g -> lr · P g``, ``P`` the inverse of a block-diagonal Gauss-Newton curvature of ``L``
+    in the flat ``[Y | V | U]`` layout.
 
     Latent entry of ``y_t``: its own defect ``c_{t-1}`` and, through ``∂f/∂z ≈ s I``, the next
     one (``μ (1 + s²) / D``; ``μ / D`` at ``t = H``) plus the cosine terms (``2 λ / D``). Joint
-    entry: its own defect and the next step's (``2 μ``; ``μ`` at the end). Action entry:
-    ``μ ||∂(c_t, d_t)/∂u_t||²`` plus the regularisers. (A preconditioner coupling the time chain converged faster on smooth
-    synthetic models but was less robust on trained ones.)
+    entry: its own defect and the next step's (``2 μ``; ``μ`` at the end). Actions of one step:
+    the ``(A, A)`` block ``μ G + regularisers`` with ``G = Jᵀ J`` of ``(c_t, d_t)`` in ``u_t``
+    (action dimensions often act alike on the image, so a diagonal is far too crude). Coupling
+    the latents along time (a tridiagonal block) converged faster on smooth synthetic models but
+    was less robust on trained ones.
     """
-    dev = action_gain.device
+    dev, n_a = gram.device, gram.shape[0]
     latent = torch.full((H,), mu * (1 + s * s) + 2 * cfg.video_weight, device=dev)
     latent[-1] = mu + 2 * cfg.video_weight + 2 * cfg.goal_weight
+    P_latent = (cfg.lr * D / latent).repeat_interleave(D)
     joint = torch.full((H, n), 2 * mu, device=dev)
     joint[-1] = mu
-    act = mu * action_gain + (2 * cfg.action_weight + 4 * cfg.smooth_weight) / len(action_gain)
-    act = act.clamp_min(1e-6 * mu).repeat(H)
-    return cfg.lr * torch.cat([(D / latent).repeat_interleave(D), 1 / joint.flatten(), 1 / act])
+    P_joint = cfg.lr / joint.flatten()
+    reg = (2 * cfg.action_weight + 4 * cfg.smooth_weight) / n_a
+    curv = mu * gram + (reg + 1e-6 * mu * float(gram.diagonal().mean()) + 1e-9) * torch.eye(
+        n_a, device=dev)
+    P_action = cfg.lr * torch.linalg.inv(curv)
+    ny, nq = H * D, H * n
+
+    def apply(g: torch.Tensor) -> torch.Tensor:
+        return torch.cat([P_latent * g[:ny], P_joint * g[ny:ny + nq],
+                          (g[ny + nq:].view(H, n_a) @ P_action).flatten()])
+    return apply
 
 
 def _feasible(cfg: GroundingConfig, c: torch.Tensor, D: int, q_scale: float) -> bool:

@@ -193,6 +193,9 @@ class GroundingResult:
         proprio_residual_rad: ``max_t max_j |q_{t+1} - f_q(z_t, q_t, a_t)|_j`` (rad).
         alignment: mean over t = 1..H of ``cos(latents[t], plan[t-1])`` with the video plan the
             method grounded (1 = same direction).
+        rollout_alignment: the same for the world model's open-loop rollout of ``actions`` from
+            ``z0``: how closely executing the actions follows the plan, by the model. The
+            number to gate on and to compare methods by (equal to ``alignment`` for shooting).
         iterations: gradient steps, or sampling iterations for sampling methods.
         outer_iterations: augmented-Lagrangian outer iterations (0 for other methods).
         compute_time_s: wall time of the call.
@@ -206,6 +209,7 @@ class GroundingResult:
     dynamics_residual: float
     proprio_residual_rad: float
     alignment: float
+    rollout_alignment: float
     iterations: int
     outer_iterations: int
     compute_time_s: float
@@ -310,26 +314,33 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def make_result(method: str, wm: WorldModel, pt: ProblemTensors, actions: torch.Tensor,
                 latents: torch.Tensor, q: torch.Tensor, t_start: float, *,
                 iterations: int, outer_iterations: int = 0, plan: torch.Tensor | None = None,
-                penalties: tuple[float, ...] = ()) -> GroundingResult:
+                penalties: tuple[float, ...] = (),
+                rolled: torch.Tensor | None = None) -> GroundingResult:
     """Score a committed trajectory and package it.
 
     ``actions (H, A)``, ``latents (H+1, D)``, ``q (H+1, n)``; ``plan (H, D)`` the video plan it
-    is aligned to (default: the problem's). ``t_start`` is ``time.perf_counter()`` at the start.
+    is aligned to (default: the problem's); ``rolled (H+1, D)`` the model's rollout of
+    ``actions`` when the caller has it (else it is computed). ``t_start`` is
+    ``time.perf_counter()`` at the start of the call.
     """
     with torch.no_grad():
+        plan = pt.plan if plan is None else plan
         z_pred, q_pred = step_flat(wm, latents[:-1], q[:-1], actions, pt.latent_shape)
         scale = pt.z0.norm().clamp_min(1e-12)
         residual = ((latents[1:] - z_pred).norm(dim=-1) / scale).max()
         q_res = (q[1:] - q_pred).abs().max() if q.shape[-1] else torch.zeros(())
-        align = cosine(latents[1:], pt.plan if plan is None else plan).mean()
+        if rolled is None:
+            rolled = rollout(wm, pt, actions[None])[0][0]
+        stats = torch.stack([residual, q_res, cosine(latents[1:], plan).mean(),
+                             cosine(rolled[1:], plan).mean()]).cpu().tolist()
         H = actions.shape[0]
         out = [x.detach().float().cpu().numpy() for x in (actions, latents, q)]
-        stats = torch.stack([residual, q_res, align]).cpu().tolist()
     return GroundingResult(
         method=method, actions=out[0], latents=out[1].reshape(H + 1, *pt.latent_shape),
         q_pred=out[2], dynamics_residual=float(stats[0]), proprio_residual_rad=float(stats[1]),
-        alignment=float(stats[2]), iterations=iterations, outer_iterations=outer_iterations,
-        compute_time_s=time.perf_counter() - t_start, penalties=tuple(penalties))
+        alignment=float(stats[2]), rollout_alignment=float(stats[3]), iterations=iterations,
+        outer_iterations=outer_iterations, compute_time_s=time.perf_counter() - t_start,
+        penalties=tuple(penalties))
 
 
 def fit_horizon(x: np.ndarray, length: int) -> np.ndarray:
