@@ -29,10 +29,11 @@ from vidplan_ros.core.errors import VidplanError
 from vidplan_ros.core.grounding import (GroundingConfig, collocation_config, constraints, ground,
                                         action_scale, joint_base, project_variables,
                                         shift_warm_start)
-from vidplan_ros.core.grounding_types import (GroundingProblem, GroundingResult, InverseDynamics,
-                                              ProblemTensors, VideoPlanner, WarmStart,
-                                              WorldModel, cosine, make_result, model_device,
-                                              project_actions, rollout, step_flat, to_tensors)
+from vidplan_ros.core.grounding_types import (Grounder, GroundingProblem, GroundingResult,
+                                              InverseDynamics, ProblemTensors, VideoPlanner,
+                                              WarmStart, WorldModel, cosine, make_result,
+                                              model_device, project_actions, rollout, step_flat,
+                                              to_tensors)
 
 METHODS = ('gvp_wm', 'inverse_dynamics', 'mpc_cem', 'mpc_gd', 'collocation', 'actions_only',
            'wav')
@@ -150,7 +151,7 @@ class _Grounder:
 
 def make_grounder(method: str, world_model: WorldModel, cfg: GrounderConfig | None = None, *,
                   planner: VideoPlanner | None = None,
-                  inverse_dynamics: InverseDynamics | None = None) -> _Grounder:
+                  inverse_dynamics: InverseDynamics | None = None) -> Grounder:
     """A grounder ``(problem, warm_start=None) -> GroundingResult`` for ``method`` (METHODS).
 
     'inverse_dynamics' needs ``inverse_dynamics``; 'wav' needs ``planner`` and
@@ -165,6 +166,7 @@ def make_grounder(method: str, world_model: WorldModel, cfg: GrounderConfig | No
     if method == 'wav' and planner is None:
         raise VidplanError("'wav' needs the video planner (planner=...) to resample its noise")
     wm = world_model
+
     def gvp_wm(p: GroundingProblem, w: WarmStart | None) -> GroundingResult:
         t0 = time.perf_counter()
         w = w or p.warm_start

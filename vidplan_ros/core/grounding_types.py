@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from vidplan_ros.core.errors import VidplanError
+from vidplan_ros.core.robot_spec import RobotSpec
 
 
 @runtime_checkable
@@ -104,7 +105,7 @@ class ActionBounds:
             raise VidplanError('joint_min_rad must be below joint_max_rad for every joint')
 
     @classmethod
-    def from_robot_spec(cls, spec: RobotSpecLike, plan_dt_s: float,
+    def from_robot_spec(cls, spec: RobotSpec, plan_dt_s: float,
                         extra_min: tuple[float, ...] = (), extra_max: tuple[float, ...] = (),
                         velocity_scale: float = 1.0) -> ActionBounds:
         """Joint-delta bounds: ``|a_j| <= velocity_scale * velocity_max_j * plan_dt_s`` (rad).
@@ -118,13 +119,6 @@ class ActionBounds:
                    action_max=np.concatenate([step, extra_max]).astype(np.float32),
                    joint_min_rad=np.asarray(spec.position_min_rad, np.float32) + margin,
                    joint_max_rad=np.asarray(spec.position_max_rad, np.float32) - margin)
-
-
-class RobotSpecLike(Protocol):
-    velocity_max_rad_s: tuple[float, ...]
-    position_min_rad: tuple[float, ...]
-    position_max_rad: tuple[float, ...]
-    position_margin_rad: float
 
 
 @dataclass(frozen=True, eq=False)
