@@ -87,7 +87,7 @@ def rollout_error(wm, problem, actions):
     return float((Z[0, 1:] - pt.plan).norm(dim=-1).max() / pt.z0.norm()), Z[0], Q[0]
 
 
-ACCURATE = GroundingConfig(outer_iterations=6, inner_steps=8)
+ACCURATE = GroundingConfig(outer_iterations=6, inner_steps=8, refine=False)
 
 
 @pytest.fixture(scope='module')
@@ -120,7 +120,7 @@ def test_result_is_well_formed(wm):
 def test_infeasible_plan_gives_a_feasible_result_with_lower_alignment(wm):
     clean, _ = make_problem(wm, H=6)
     problem, _ = make_problem(wm, H=6, corrupt=0.4)
-    cfg = GroundingConfig(outer_iterations=10, inner_steps=8)
+    cfg = GroundingConfig(outer_iterations=10, inner_steps=8, refine=False)
     r_clean, r = ground(clean, wm, cfg), ground(problem, wm, cfg)
     assert r.dynamics_residual < 0.005                  # feasible under the model ...
     assert r.alignment < r_clean.alignment - 0.005      # ... so it cannot follow the teleport
@@ -144,14 +144,15 @@ def test_penalty_grows_geometrically(wm):
 def test_bounds_are_respected_by_projection(wm):
     # the plan needs up to 0.24 rad per step; the box allows 0.1, the joints +-0.15 rad
     problem, _ = make_problem(wm, a_max=0.1, q_lim=0.15)
-    b = problem.bounds
-    r = ground(problem, wm, ACCURATE)
-    assert np.all(r.actions >= b.action_min - 1e-6) and np.all(r.actions <= b.action_max + 1e-6)
-    n = wm.num_joints
-    assert np.all(np.abs(r.q_pred) <= 0.15 + 1e-5)
-    targets = r.q_pred[:-1] + r.actions[:, :n]          # commanded joint targets
-    assert np.all(np.abs(targets) <= 0.15 + 1e-5)
-    assert np.abs(r.actions).max() > 0.09               # the bound is active somewhere
+    b, n = problem.bounds, wm.num_joints
+    for cfg in (ACCURATE, GroundingConfig(refine_samples=8, refine_std=2.0)):
+        r = ground(problem, wm, cfg)
+        assert np.all(r.actions >= b.action_min - 1e-6)
+        assert np.all(r.actions <= b.action_max + 1e-6)
+        assert np.all(np.abs(r.q_pred) <= 0.15 + 1e-5)
+        targets = r.q_pred[:-1] + r.actions[:, :n]      # commanded joint targets
+        assert np.all(np.abs(targets) <= 0.15 + 1e-5)
+        assert np.abs(r.actions).max() > 0.09           # the bound is active somewhere
 
 
 def test_shift_warm_start_drops_executed_steps_and_pads(wm):
@@ -187,7 +188,7 @@ def test_shifted_warm_start_needs_fewer_iterations(wm):
 
 def test_deterministic(wm):
     problem, _ = make_problem(wm, corrupt=0.2)
-    cfg = GroundingConfig(refine_samples=16, seed=3)
+    cfg = GroundingConfig(refine_samples=16, seed=3)      # refine is on by default
     a, b = ground(problem, wm, cfg), ground(problem, wm, cfg)
     np.testing.assert_array_equal(a.actions, b.actions)
     np.testing.assert_array_equal(a.latents, b.latents)
@@ -195,7 +196,7 @@ def test_deterministic(wm):
 
 def test_refinement_commits_to_a_rollout_at_least_as_good(wm):
     problem, _ = make_problem(wm, corrupt=0.3)
-    plain = ground(problem, wm, GroundingConfig())
+    plain = ground(problem, wm, GroundingConfig(refine=False))
     refined = ground(problem, wm, GroundingConfig(refine_samples=32, refine_std=0.2))
     assert refined.dynamics_residual < 1e-5             # latents are the model's rollout
     assert refined.alignment == pytest.approx(refined.rollout_alignment)
