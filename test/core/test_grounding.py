@@ -263,3 +263,28 @@ def test_normalized_world_model_adapter():
     np.testing.assert_allclose(wm.action_scale.numpy(), [0.5, 0.25])
     warm = WarmStart(np.zeros((2, 2)), np.zeros((3, 1, 2, 2)), np.zeros((3, 2)))
     assert warm.valid_steps is None
+
+
+class _PlannerNet(torch.nn.Module):
+    """'Plans' z0 + steps * q_n[0] for every frame, so the call's steps and q_n show."""
+
+    latent_shape, horizon, steps = (1, 2, 2), 3, 8
+
+    def forward(self, z0, q_n, noise):
+        return z0[:, None] + self.steps * q_n[:, :1, None, None, None] + 0 * noise
+
+
+def test_planner_and_inverse_dynamics_adapters():
+    from vidplan_ros.core.grounding_types import NormalizedInverseDynamics, NormalizedPlanner
+    net = _PlannerNet()
+    planner = NormalizedPlanner(net, _Norm())
+    assert planner.noise_shape(3) == (3, 1, 2, 2)
+    with pytest.raises(VidplanError, match='H = 3'):
+        planner.noise_shape(5)
+    z0, q0, noise = torch.zeros(1, 1, 2, 2), torch.tensor([[2.5, 0.0]]), torch.zeros(1, 3, 1, 2, 2)
+    assert float(planner.sample(z0, q0, noise, 0)[0, 0, 0, 0, 0]) == 8.0     # q_n = 1, 8 steps
+    assert float(planner.sample(z0, q0, noise, 2)[0, 0, 0, 0, 0]) == 2.0
+    assert net.steps == 8                                                   # restored
+    inv = NormalizedInverseDynamics(lambda z, zn, q_n: q_n, _Norm())         # a_n = q_n
+    a = inv(z0, z0, q0)
+    np.testing.assert_allclose(a.numpy(), [[1.0 * 0.5 + 0.1, 0.25 * 0.25]])

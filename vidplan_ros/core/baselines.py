@@ -104,7 +104,7 @@ class WavConfig:
     samples: int = 16               # plans sampled per iteration
     elites: int = 4
     iterations: int = 3
-    planner_steps: int = 10         # denoising / flow steps per plan
+    planner_steps: int = 0          # denoising / flow steps per plan (0: the planner's own)
     std_init: float = 1.0           # noise std of the first iteration (1 = the prior)
     std_min: float = 0.1
     video_weight: float = 1.0       # rollout vs its own plan (feasibility of the plan)
@@ -116,7 +116,8 @@ class WavConfig:
         require(1 <= self.elites <= self.samples, 'elites', self.elites,
                 f'an integer in [1, samples = {self.samples}]')
         require(self.iterations >= 1, 'iterations', self.iterations, 'an integer >= 1')
-        require(self.planner_steps >= 1, 'planner_steps', self.planner_steps, 'an integer >= 1')
+        require(self.planner_steps >= 0, 'planner_steps', self.planner_steps,
+                "an integer >= 0 (0: the planner's default)")
         require_positive(self, 'std_init', 'std_min')
         _weights_ok(self)
 

@@ -58,7 +58,8 @@ class VideoPlanner(Protocol):
 
     def sample(self, z0: torch.Tensor, q0: torch.Tensor, noise: torch.Tensor,
                num_steps: int) -> torch.Tensor:
-        """``z0 (B, *Z)``, ``q0 (B, n)``, ``noise (B, H, *Z)`` -> latent video ``(B, H, *Z)``."""
+        """``z0 (B, *Z)``, ``q0 (B, n)`` rad, ``noise (B, H, *Z)`` -> latent video ``(B, H, *Z)``;
+        ``num_steps`` denoising / flow steps (0: the planner's default)."""
         ...
 
     def noise_shape(self, horizon: int) -> tuple[int, ...]:
@@ -387,7 +388,7 @@ class NormalizedWorldModel:
 class NormalizedPlanner:
     """A latent planner ``module(z0, q_n, noise) -> plan`` as a :class:`VideoPlanner` in rad.
 
-    ``num_steps`` sets the module's ``steps`` attribute for the call when it differs.
+    ``num_steps`` > 0 sets the module's ``steps`` attribute for the call (0: its own).
     """
 
     def __init__(self, module: torch.nn.Module, norm: object) -> None:
@@ -406,6 +407,8 @@ class NormalizedPlanner:
                num_steps: int) -> torch.Tensor:
         qn = (q0 - self.norm.q_mean) / self.norm.q_std
         steps = getattr(self.module, 'steps', num_steps)
+        if num_steps <= 0 or num_steps == steps:
+            return self.module(z0, qn, noise)
         try:
             self.module.steps = num_steps
             return self.module(z0, qn, noise)
