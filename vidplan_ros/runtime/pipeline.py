@@ -1,0 +1,222 @@
+"""The planning stack in one object: encode -> imagine -> ground -> a timed joint plan.
+
+ROS-free and shared by the nodes (perception / planner / grounding each call one stage) and by
+the in-process closed loop of ``vidplan eval`` (all stages in turn), so both run the same code.
+
+Units and frames: images are ``(S, S, 3)`` uint8 RGB per camera, in the model's camera order;
+joints are rad in the robot spec's joint order (the model sets are trained in that order);
+latents are the autoencoder's normalised latents ``(V, C, h, w)``; a video plan is ``(H, V, C,
+h, w)`` time-major, ``plan[k]`` imagined ``(k + 1) * plan_dt_s`` after the observation.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidplan_ros.core.baselines import GrounderConfig, make_grounder
+from vidplan_ros.core.config import require, require_positive
+from vidplan_ros.core.errors import VidplanError
+from vidplan_ros.core.executor import GroundedPlan
+from vidplan_ros.core.grounding import shift_warm_start
+from vidplan_ros.core.grounding_types import (ActionBounds, GroundingProblem, GroundingResult,
+                                              WarmStart, adapt_model_set)
+from vidplan_ros.core.paths import share_dir
+from vidplan_ros.core.robot_spec import RobotSpec, load_robot_spec
+from vidplan_ros.data.preprocess import square_resize
+
+__all__ = ['Pipeline', 'PipelineConfig', 'Replan', 'model_dir_for']
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Which model set runs and how its plans become joint targets."""
+
+    model: str = 'franka_reach'      # a directory under models/, or a path to a model set
+    device: str = 'cpu'              # torch device ('cuda' on a GPU host)
+    threads: int = 0                 # torch intra-op threads (0: torch's default)
+    noise_seed: int = 0              # planner noise: replan k uses seed noise_seed + k
+    action_velocity_scale: float = 1.0   # per-step action box = this x v_max x plan_dt_s
+    warm_start: bool = True          # seed each grounding with the previous one, shifted
+    grounding: GrounderConfig = field(default_factory=GrounderConfig)
+
+    def __post_init__(self) -> None:
+        require(bool(self.model), 'model', self.model, 'a model set name or directory')
+        require(self.threads >= 0, 'threads', self.threads, 'an integer >= 0 (0: default)')
+        require_positive(self, 'action_velocity_scale')
+
+
+def model_dir_for(model: str) -> Path:
+    """A model set's directory: ``model`` itself if it is a directory, else models/<model>."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    bundled = share_dir() / 'models' / model
+    if bundled.is_dir():
+        return bundled
+    known = sorted(p.name for p in (share_dir() / 'models').iterdir() if p.is_dir())
+    raise VidplanError(f'no model set {model!r}: not a directory and not one of {known} under '
+                       f'{share_dir() / "models"}; train one with `vidplan train`')
+
+
+@dataclass(frozen=True, eq=False)
+class Replan:
+    """One pass of the stack: what it imagined, what it grounded, what it will send, timings."""
+
+    stamp_s: float
+    z0: np.ndarray                 # (V, C, h, w)
+    video_plan: np.ndarray         # (H, V, C, h, w)
+    result: GroundingResult
+    plan: GroundedPlan
+    timings_s: dict[str, float]    # encode, imagine, ground
+
+
+class Pipeline:
+    """Encoder, planner and grounder of one model set for one robot."""
+
+    def __init__(self, cfg: PipelineConfig, spec: RobotSpec | None = None) -> None:
+        from vidplan_ros.nn.model_set import load_model_set   # keep torch.nn off node imports
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.model_dir = model_dir_for(cfg.model)
+        self.models = load_model_set(self.model_dir, cfg.device)
+        mc = self.models.cfg
+        self.spec = spec or load_robot_spec(mc.data.robot)
+        if self.spec.num_joints != len(self.models.norm.q_mean):
+            raise VidplanError(
+                f'model set {self.model_dir} has {len(self.models.norm.q_mean)} joints; robot '
+                f'{self.spec.name!r} has {self.spec.num_joints}: use a model set for this robot')
+        self.cameras: tuple[str, ...] = tuple(mc.data.cameras)
+        self.image_size = int(mc.image_size)
+        self.plan_dt_s = float(mc.data.plan_dt_s)
+        self.horizon = int(self.models.planner.horizon)
+        self.latent_shape = tuple(self.models.planner.latent_shape)
+        self.world_model, self.planner, self.inverse_dynamics = adapt_model_set(self.models)
+        self.grounder = make_grounder(cfg.grounding.method, self.world_model, cfg.grounding,
+                                      planner=self.planner,
+                                      inverse_dynamics=self.inverse_dynamics)
+        n, extra = self.spec.num_joints, mc.action_dim - self.spec.num_joints
+        self.bounds = ActionBounds.from_robot_spec(
+            self.spec, self.plan_dt_s, (-1.0,) * extra, (1.0,) * extra,
+            velocity_scale=cfg.action_velocity_scale)
+        self._n = n
+        self.reset()
+
+    @property
+    def method(self) -> str:
+        return self.grounder.name
+
+    def reset(self) -> None:
+        """Forget the previous solution and restart the noise sequence (a new episode)."""
+        self._last: Replan | None = None
+        self._count = 0
+
+    # --- stages ---------------------------------------------------------------------------
+
+    def preprocess(self, images: dict[str, np.ndarray]) -> np.ndarray:
+        """Camera frames ``{camera: (H, W, 3) uint8 RGB}`` -> ``(V, S, S, 3)`` uint8."""
+        missing = [c for c in self.cameras if c not in images]
+        if missing:
+            raise VidplanError(f'no frame from camera(s) {missing}; the model '
+                               f'{self.model_dir.name} needs {list(self.cameras)}')
+        return np.stack([square_resize(np.asarray(images[c]), self.image_size)
+                         for c in self.cameras])
+
+    @torch.no_grad()
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """``(V, S, S, 3)`` uint8 -> latent ``(V, C, h, w)`` float32."""
+        x = torch.as_tensor(np.ascontiguousarray(frames), device=self.cfg.device)
+        x = x.permute(0, 3, 1, 2).float().div(255.0)[None]
+        return self.models.autoencoder.encode(x)[0].cpu().numpy()
+
+    @torch.no_grad()
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """Latents ``(T, V, C, h, w)`` -> images ``(T, V, S, S, 3)`` uint8."""
+        z = torch.as_tensor(np.asarray(latents, np.float32), device=self.cfg.device)
+        img = self.models.autoencoder.decode(z)
+        return (img.permute(0, 1, 3, 4, 2).clamp(0, 1) * 255 + 0.5).byte().cpu().numpy()
+
+    def noise(self, index: int) -> np.ndarray:
+        """The planner noise ``(H, V, C, h, w)`` of replan ``index`` (deterministic)."""
+        g = torch.Generator().manual_seed(self.cfg.noise_seed + int(index))
+        return torch.randn((self.horizon, *self.latent_shape), generator=g).numpy()
+
+    @torch.no_grad()
+    def imagine(self, z0: np.ndarray, q0_rad: np.ndarray,
+                noise: np.ndarray | None = None) -> np.ndarray:
+        """Latent video plan ``(H, V, C, h, w)`` from the latent and joints now."""
+        dev = self.cfg.device
+        noise = self.noise(self._count) if noise is None else noise
+        out = self.planner.sample(torch.as_tensor(z0[None], device=dev),
+                                  torch.as_tensor(np.asarray(q0_rad, np.float32)[None],
+                                                  device=dev),
+                                  torch.as_tensor(noise[None], device=dev), 0)
+        return out[0].cpu().numpy()
+
+    def ground(self, z0: np.ndarray, q0_rad: np.ndarray, video_plan: np.ndarray,
+               warm_start: WarmStart | None = None) -> GroundingResult:
+        problem = GroundingProblem(z0=z0, q0=np.asarray(q0_rad, np.float32),
+                                   video_plan=video_plan, bounds=self.bounds)
+        return self.grounder(problem, warm_start)
+
+    def to_plan(self, result: GroundingResult, stamp_s: float) -> GroundedPlan:
+        """Joint targets of ``result``: ``q_pred[k] + a_k`` at ``(k + 1) * plan_dt_s``."""
+        n = self._n
+        targets = result.q_pred[:-1, :n] + result.actions[:, :n]
+        lo = np.asarray(self.spec.position_min_rad) + self.spec.position_margin_rad
+        hi = np.asarray(self.spec.position_max_rad) - self.spec.position_margin_rad
+        times = self.plan_dt_s * np.arange(1, len(targets) + 1)
+        return GroundedPlan(stamp_s=float(stamp_s), times_from_stamp_s=times,
+                            positions_rad=np.clip(targets, lo, hi).astype(float),
+                            velocities_rad_s=None,
+                            dynamics_residual=float(result.dynamics_residual),
+                            alignment=float(result.rollout_alignment), source=result.method)
+
+    # --- all stages -----------------------------------------------------------------------
+
+    def warm_start_at(self, stamp_s: float) -> WarmStart | None:
+        """The previous solution shifted to ``stamp_s`` (whole plan steps), or None."""
+        last = self._last
+        if last is None or not self.cfg.warm_start:
+            return None
+        steps = int(round((stamp_s - last.stamp_s) / self.plan_dt_s))
+        if steps < 0 or steps >= self.horizon:
+            return None
+        return shift_warm_start(last.result, steps)
+
+    def replan(self, images: dict[str, np.ndarray], q0_rad: np.ndarray, stamp_s: float,
+               video_plan: np.ndarray | None = None) -> Replan:
+        """Encode, imagine (unless ``video_plan`` is given), ground; remember for warm starts."""
+        q0 = np.asarray(q0_rad, np.float32).reshape(-1)
+        if q0.shape != (self._n,) or not np.isfinite(q0).all():
+            raise VidplanError(f'joint positions must be {self._n} finite values (rad); got '
+                               f'{np.asarray(q0_rad).tolist()}')
+        t0 = time.perf_counter()
+        z0 = self.encode(self.preprocess(images))
+        t1 = time.perf_counter()
+        plan = self.imagine(z0, q0) if video_plan is None else np.asarray(video_plan, np.float32)
+        t2 = time.perf_counter()
+        result = self.ground(z0, q0, plan, self.warm_start_at(stamp_s))
+        t3 = time.perf_counter()
+        out = Replan(stamp_s=float(stamp_s), z0=z0, video_plan=plan, result=result,
+                     plan=self.to_plan(result, stamp_s),
+                     timings_s={'encode': t1 - t0, 'imagine': t2 - t1, 'ground': t3 - t2})
+        self._last = out
+        self._count += 1
+        return out
+
+    def with_method(self, method: str) -> Pipeline:
+        """The same models with another grounding method (shares the loaded weights)."""
+        other = object.__new__(Pipeline)
+        other.__dict__.update(self.__dict__)
+        other.cfg = replace(self.cfg, grounding=replace(self.cfg.grounding, method=method))
+        other.grounder = make_grounder(method, self.world_model, other.cfg.grounding,
+                                       planner=self.planner,
+                                       inverse_dynamics=self.inverse_dynamics)
+        other.reset()
+        return other
