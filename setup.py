@@ -47,6 +47,9 @@ setup(
         'rosbags>=0.10',
         'torch>=2.1',
         'tqdm>=4.60',
+        'matplotlib>=3.7',          # eval and benchmark plots
+        'imageio>=2.31',            # run and eval videos (mp4 through imageio-ffmpeg's binary)
+        'imageio-ffmpeg>=0.4.9',
     ],
     extras_require={
         'sim': ['mujoco==4.0.0'],
