@@ -18,9 +18,9 @@ import numpy as np
 from vidplan_ros.core.config import require, require_positive
 from vidplan_ros.core.executor import Executor, ExecutorConfig
 from vidplan_ros.runtime.pipeline import Pipeline, Replan
-from vidplan_ros.sim.env import SimEnv
+from vidplan_ros.sim.env import SimConfig, SimEnv
 
-__all__ = ['EpisodeConfig', 'EpisodeOutcome', 'run_closed_loop']
+__all__ = ['EpisodeConfig', 'EpisodeOutcome', 'make_env', 'run_closed_loop']
 
 # A hook that may change the video plan before grounding (corruptions): (replan index, z0,
 # q0, plan) -> plan.
@@ -36,11 +36,10 @@ class EpisodeConfig:
     max_time_s: float = 10.0
     replan_period_s: float = 0.2
     post_success_s: float = 0.5      # stop once the task has held success this long
-    render_size: int = 96            # pixels rendered per camera (the recording size)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def __post_init__(self) -> None:
-        require_positive(self, 'max_time_s', 'replan_period_s', 'render_size')
+        require_positive(self, 'max_time_s', 'replan_period_s')
         require(self.post_success_s >= 0, 'post_success_s', self.post_success_s, '>= 0 s')
 
 
@@ -56,11 +55,22 @@ class EpisodeOutcome:
     final_distance_m: float
     replans: int
     rejected_plans: int
+    rejected_reasons: dict[str, int]  # executor's reasons for the rejected plans
     mean_alignment: float             # rollout alignment of the grounded plans
     mean_dynamics_residual: float
     timings_ms: dict[str, list[float]]   # per stage, one entry per replan
     wall_s: float
     executor_modes: dict[str, int]
+
+
+def make_env(pipeline: Pipeline, task: str, domain_randomization: bool = False) -> SimEnv:
+    """A sim of ``task`` with the model's cameras rendered at the model's image size: the
+    training data were rendered at that size, and rendering larger then resizing gives
+    (slightly) different pixels."""
+    size = pipeline.image_size
+    return SimEnv(SimConfig(robot=pipeline.spec.name, task=task, cameras=pipeline.cameras,
+                            image_width=size, image_height=size,
+                            domain_randomization=domain_randomization))
 
 
 def run_closed_loop(env: SimEnv, pipeline: Pipeline, seed: int, cfg: EpisodeConfig,
@@ -105,13 +115,15 @@ def run_closed_loop(env: SimEnv, pipeline: Pipeline, seed: int, cfg: EpisodeConf
         since = (since if ok and since is not None else env.time_s if ok else None)
         if since is not None and env.time_s >= since + cfg.post_success_s - 1e-9:
             break
-    modes = {k[5:]: int(v) for k, v in ex.status()['counts'].items()  # type: ignore[union-attr]
+    status = ex.status()
+    modes = {k[5:]: int(v) for k, v in status['counts'].items()  # type: ignore[union-attr]
              if k.startswith('mode_')}
     return EpisodeOutcome(
         seed=int(seed), method=pipeline.method, success=first_success is not None,
         time_to_success_s=first_success, duration_s=env.time_s,
         final_distance_m=float(env.task_state().distance_m), replans=replans,
-        rejected_plans=rejected, mean_alignment=_mean(align),
+        rejected_plans=rejected, rejected_reasons=dict(status['rejected']),  # type: ignore
+        mean_alignment=_mean(align),
         mean_dynamics_residual=_mean(resid), timings_ms=timings,
         wall_s=time.perf_counter() - wall0, executor_modes=modes)
 

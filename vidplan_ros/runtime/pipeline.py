@@ -41,6 +41,9 @@ class PipelineConfig:
     threads: int = 0                 # torch intra-op threads (0: torch's default)
     noise_seed: int = 0              # planner noise: replan k uses seed noise_seed + k
     action_velocity_scale: float = 1.0   # per-step action box = this x v_max x plan_dt_s
+    # ... intersected with mean +- action_std_bound x std of the training actions: the world
+    # model is only trusted near the actions it was trained on (0: no such bound)
+    action_std_bound: float = 3.0
     warm_start: bool = True          # seed each grounding with the previous one, shifted
     grounding: GrounderConfig = field(default_factory=GrounderConfig)
 
@@ -48,6 +51,8 @@ class PipelineConfig:
         require(bool(self.model), 'model', self.model, 'a model set name or directory')
         require(self.threads >= 0, 'threads', self.threads, 'an integer >= 0 (0: default)')
         require_positive(self, 'action_velocity_scale')
+        require(self.action_std_bound >= 0, 'action_std_bound', self.action_std_bound,
+                'a number of standard deviations >= 0 (0: off)')
 
 
 def model_dir_for(model: str) -> Path:
@@ -61,6 +66,20 @@ def model_dir_for(model: str) -> Path:
     known = sorted(p.name for p in (share_dir() / 'models').iterdir() if p.is_dir())
     raise VidplanError(f'no model set {model!r}: not a directory and not one of {known} under '
                        f'{share_dir() / "models"}; train one with `vidplan train`')
+
+
+def _trust_region(bounds: ActionBounds, norm: object, k: float) -> ActionBounds:
+    """``bounds`` intersected with ``mean +- k std`` of the training actions (k > 0)."""
+    if k <= 0:
+        return bounds
+    mean, std = np.asarray(norm.action_mean), np.asarray(norm.action_std)  # type: ignore
+    lo = np.maximum(bounds.action_min, mean - k * std).astype(np.float32)
+    hi = np.minimum(bounds.action_max, mean + k * std).astype(np.float32)
+    if not np.all(lo < hi):
+        raise VidplanError(f'the action box {bounds.action_min.tolist()}..'
+                           f'{bounds.action_max.tolist()} does not overlap mean +- {k} std of '
+                           'the training actions; raise action_std_bound or the velocity scale')
+    return replace(bounds, action_min=lo, action_max=hi)
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,9 +120,9 @@ class Pipeline:
                                       planner=self.planner,
                                       inverse_dynamics=self.inverse_dynamics)
         n, extra = self.spec.num_joints, mc.action_dim - self.spec.num_joints
-        self.bounds = ActionBounds.from_robot_spec(
+        self.bounds = _trust_region(ActionBounds.from_robot_spec(
             self.spec, self.plan_dt_s, (-1.0,) * extra, (1.0,) * extra,
-            velocity_scale=cfg.action_velocity_scale)
+            velocity_scale=cfg.action_velocity_scale), self.models.norm, cfg.action_std_bound)
         self._n = n
         self.reset()
 
@@ -165,12 +184,15 @@ class Pipeline:
         return self.grounder(problem, warm_start)
 
     def to_plan(self, result: GroundingResult, stamp_s: float) -> GroundedPlan:
-        """Joint targets of ``result``: ``q_pred[k] + a_k`` at ``(k + 1) * plan_dt_s``."""
+        """Joint targets of ``result``: ``q_pred[0]`` (the measured joints) at the stamp, then
+        ``q_pred[k] + a_k`` at ``(k + 1) * plan_dt_s``. Starting at the observed state lets the
+        executor splice from where the robot was, however far the first step goes."""
         n = self._n
-        targets = result.q_pred[:-1, :n] + result.actions[:, :n]
+        targets = np.concatenate([result.q_pred[:1, :n],
+                                  result.q_pred[:-1, :n] + result.actions[:, :n]])
         lo = np.asarray(self.spec.position_min_rad) + self.spec.position_margin_rad
         hi = np.asarray(self.spec.position_max_rad) - self.spec.position_margin_rad
-        times = self.plan_dt_s * np.arange(1, len(targets) + 1)
+        times = self.plan_dt_s * np.arange(len(targets))
         return GroundedPlan(stamp_s=float(stamp_s), times_from_stamp_s=times,
                             positions_rad=np.clip(targets, lo, hi).astype(float),
                             velocities_rad_s=None,
