@@ -77,3 +77,62 @@ def test_camera_info_and_clock():
     assert info.k == k.reshape(-1).tolist() and info.p[3] == 0.0 and info.width == 64
     assert cv.time_to_ns(cv.clock_msg(dds_type, 3_000_000_001).clock) == 3_000_000_001
     assert cv.duration_to_s(cv.duration_from_s(dds_type, 1.25)) == 1.25
+
+
+@pytest.mark.parametrize('shape', [(2, 8, 8, 8), (8, 2, 8, 8, 8), (3, 5)])
+def test_latent_round_trip_as_32fc1_image(shape):
+    z = RNG.normal(size=shape).astype(np.float32)
+    msg = cv.latent_msg(dds_type, 42, z, 'latent')
+    assert msg.encoding == '32FC1' and msg.width == shape[-1]
+    assert msg.height == int(np.prod(shape[:-1])) and msg.header.frame_id == 'latent'
+    assert cv.time_to_ns(msg.header.stamp) == 42
+    np.testing.assert_array_equal(cv.latent_array(msg, shape), z)
+
+
+def test_latent_of_another_shape_encoding_or_with_nan_is_named():
+    msg = cv.latent_msg(dds_type, 0, np.zeros((2, 8, 8, 8), np.float32))
+    with pytest.raises(cv.MessageError, match='needs 64 x 8'):
+        cv.latent_array(msg, (1, 8, 8, 8))
+    nan = cv.latent_msg(dds_type, 0, np.full((2, 3), np.nan, np.float32))
+    with pytest.raises(cv.MessageError, match='6 non-finite'):
+        cv.latent_array(nan, (2, 3))
+    rgb = cv.image_msg(dds_type, 0, 'cam', np.zeros((2, 3, 3), np.uint8))
+    with pytest.raises(cv.MessageError, match="32FC1 Image, got encoding 'rgb8'"):
+        cv.latent_array(rgb, (2, 3))
+
+
+def test_compressed_png_is_lossless_and_jpeg_close():
+    rgb = np.zeros((24, 32, 3), np.uint8)
+    rgb[:, :16] = (200, 30, 60)                 # flat blocks: JPEG keeps them close
+    rgb[:, 16:] = (20, 180, 90)
+    png = cv.compressed_image_msg(dds_type, 7, 'cam', rgb, 'png')
+    assert png.format == 'rgb8; png compressed bgr8' and cv.time_to_ns(png.header.stamp) == 7
+    np.testing.assert_array_equal(cv.compressed_image_array(png), rgb)
+    jpeg = cv.compressed_image_msg(dds_type, 7, 'cam', rgb, 'jpeg', quality=95)
+    out = cv.compressed_image_array(jpeg)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - rgb).mean() < 4      # colours are not swapped
+    mono = cv.compressed_image_msg(dds_type, 0, 'cam', rgb[..., 0], 'png')
+    np.testing.assert_array_equal(cv.compressed_image_array(mono),
+                                  np.repeat(rgb[..., :1], 3, axis=2))
+
+
+def test_corrupt_or_foreign_compressed_images_are_named():
+    jpeg = cv.compressed_image_msg(dds_type, 0, 'cam', np.zeros((16, 16, 3), np.uint8))
+    jpeg.data = bytes(jpeg.data)[:40]
+    with pytest.raises(cv.MessageError, match='does not decode'):
+        cv.compressed_image_array(jpeg)
+    jpeg.data = b'not a picture at all'
+    with pytest.raises(cv.MessageError, match='does not decode'):
+        cv.compressed_image_array(jpeg)
+    jpeg.data = b''
+    with pytest.raises(cv.MessageError, match='no data'):
+        cv.compressed_image_array(jpeg)
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((4, 4), np.uint16)).save(buf, format='PNG')   # 16-bit depth
+    jpeg.data = buf.getvalue()
+    with pytest.raises(cv.MessageError, match='cannot be used as colour'):
+        cv.compressed_image_array(jpeg)

@@ -189,6 +189,98 @@ def image_array(msg: Any, want: str = 'rgb8') -> np.ndarray:
                        'or mono8')
 
 
+def compressed_image_msg(msg_type: MsgType, stamp_ns: int, frame_id: str, pixels: np.ndarray,
+                         fmt: str = 'jpeg', quality: int = 90) -> Any:
+    """A CompressedImage (JPEG or PNG, through Pillow) from (H, W, 3) RGB or (H, W) mono uint8.
+
+    `format` is written as image_transport's compressed plugin does: `rgb8; jpeg compressed bgr8`
+    (the compressed picture itself has true colours, whatever the wording says).
+    """
+    import io
+
+    from PIL import Image as PilImage
+    if fmt not in ('jpeg', 'png'):
+        raise ValueError(f'compressed format {fmt!r}: use jpeg or png')
+    arr = np.ascontiguousarray(pixels, dtype=np.uint8)
+    encoding = 'mono8' if arr.ndim == 2 else 'rgb8'
+    buf = io.BytesIO()
+    PilImage.fromarray(arr).save(buf, format=fmt.upper(), **({'quality': quality}
+                                                               if fmt == 'jpeg' else {}))
+    compressed = 'mono8' if encoding == 'mono8' else 'bgr8'
+    return msg_type('sensor_msgs/msg/CompressedImage')(
+        header=header(msg_type, stamp_ns, frame_id),
+        format=f'{encoding}; {fmt} compressed {compressed}', data=buf.getvalue())
+
+
+def compressed_image_array(msg: Any) -> np.ndarray:
+    """Pixels of a JPEG or PNG CompressedImage as (H, W, 3) uint8 RGB.
+
+    The picture's own header decides how it decodes (the `format` string is informational);
+    mono pictures are repeated into 3 channels, as `image_array` does for mono8. Raises
+    `MessageError` for data that are not a complete JPEG/PNG colour or mono picture.
+    """
+    import io
+
+    from PIL import Image as PilImage
+    data = bytes(msg.data)
+    if not data:
+        raise MessageError(f'CompressedImage ({msg.format!r}) has no data')
+    try:
+        with PilImage.open(io.BytesIO(data)) as img:
+            kind, mode = img.format, img.mode
+            if kind not in ('JPEG', 'PNG'):
+                raise MessageError(f'CompressedImage holds {kind}, not JPEG or PNG; publish '
+                                   'through image_transport compressed (jpeg or png)')
+            if mode not in ('1', 'L', 'LA', 'P', 'PA', 'RGB', 'RGBA', 'CMYK', 'YCbCr'):
+                raise MessageError(f'CompressedImage is a {mode} {kind} (depth?), which cannot '
+                                   'be used as colour; publish rgb8, bgr8 or mono8 pictures')
+            rgb = np.asarray(img.convert('RGB'), dtype=np.uint8)
+    except MessageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for broken data
+        raise MessageError(f'CompressedImage ({msg.format!r}, {len(data)} bytes) does not '
+                           f'decode: {type(exc).__name__}: {exc}') from None
+    if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise MessageError(f'CompressedImage decodes to an empty picture {rgb.shape}')
+    return np.ascontiguousarray(rgb)
+
+
+# --- stamped float tensors (latents, latent video plans) as sensor_msgs/Image 32FC1 ----------
+
+def latent_msg(msg_type: MsgType, stamp_ns: int, tensor: np.ndarray,
+               frame_id: str = 'latent') -> Any:
+    """A float tensor (..., w) as a 32FC1 Image: width w, height the product of the other dims.
+
+    A latent (V, C, h, w) goes out V*C*h rows high, a video plan (H, V, C, h, w) H*V*C*h rows;
+    the receiver restores the shape from its model's config (`latent_array`).
+    """
+    arr = np.asarray(tensor, dtype=np.float32)
+    if arr.ndim < 2 or arr.size == 0:
+        raise ValueError(f'latent_msg wants a non-empty (..., w) tensor, got shape {arr.shape}')
+    return image_msg(msg_type, stamp_ns, frame_id, arr.reshape(-1, arr.shape[-1]), '32FC1')
+
+
+def latent_array(msg: Any, shape: Sequence[int]) -> np.ndarray:
+    """The float32 tensor of `shape` (..., w) carried by a 32FC1 Image.
+
+    Raises `MessageError` when the encoding is not 32FC1, the image is not prod(shape[:-1])
+    rows by shape[-1] columns (a publisher with another model), or a value is not finite.
+    """
+    shape = tuple(int(d) for d in shape)
+    rows, width = int(np.prod(shape[:-1])), shape[-1]
+    if msg.encoding != '32FC1':
+        raise MessageError(f'a latent must be a 32FC1 Image, got encoding {msg.encoding!r}')
+    if (int(msg.height), int(msg.width)) != (rows, width):
+        raise MessageError(f'latent image is {msg.height} rows x {msg.width}, but this model '
+                           f'needs {rows} x {width} (shape {list(shape)}); run every node with '
+                           'the same model set')
+    arr = image_array(msg, want=None)
+    if not np.all(np.isfinite(arr)):
+        raise MessageError(f'latent {list(shape)} has {int((~np.isfinite(arr)).sum())} '
+                           'non-finite values; rejected')
+    return np.ascontiguousarray(arr, dtype=np.float32).reshape(shape)
+
+
 def camera_info_msg(msg_type: MsgType, stamp_ns: int, frame_id: str, width: int, height: int,
                     k: np.ndarray) -> Any:
     """A pinhole CameraInfo without distortion from intrinsics `k` (3, 3)."""

@@ -1,0 +1,200 @@
+"""The grounding node: latent state + video plan -> a feasible, timed joint plan (GVP-WM).
+
+in   /vidplan/latent                      sensor_msgs/Image 32FC1 (V*C*h x w), stamp = observation
+in   /vidplan/latent/joint_states         sensor_msgs/JointState, the same stamp
+in   /vidplan/video_plan                  sensor_msgs/Image 32FC1 (H*V*C*h x w), the same stamp
+out  /vidplan/grounded_plan               trajectory_msgs/JointTrajectory: the robot spec's
+                                          joints, header.stamp = the observation's stamp,
+                                          point k at time_from_start (k + 1) * plan_dt_s
+out  /vidplan/grounded_plan/feasibility   std_msgs/Float64MultiArray [stamp_s, dynamics_residual,
+                                          alignment] (published just before the plan)
+out  /diagnostics                         ground ms p50, plan age, rate, residual, alignment (1 Hz)
+
+Parameters: the grounding method's (config/grounding.yaml: `method`, one section per method,
+the same file `load_config(GrounderConfig, ...)` reads) plus this node's own
+(config/grounding_node.yaml: model, topics, threads, ...). The latent, its joint state and the
+video plan of one observation are matched by stamp; the newest complete set is grounded and
+older ones are skipped, as are sets older than `max_input_age_s`. Each grounding is warm-started
+from the previous solution shifted to the new stamp (`warm_start`), as in the closed loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vidplan_ros.core.baselines import GrounderConfig
+from vidplan_ros.core.config import require, require_positive
+from vidplan_ros.core.errors import VidplanError
+from vidplan_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics
+from vidplan_ros.nodes.stage import StageStats, StampMatcher, open_pipeline
+from vidplan_ros.runtime.pipeline import PipelineConfig, Replan
+from vidplan_ros.transport import create_node
+from vidplan_ros.transport import convert as cv
+
+
+@dataclass(frozen=True)
+class GroundingNodeConfig(GrounderConfig):
+    """The grounding method's settings (GrounderConfig, config/grounding.yaml) + the node's."""
+
+    model: str = 'franka_reach'              # model set under models/, or a directory
+    latent_topic: str = '/vidplan/latent'    # + <latent_topic>/joint_states
+    video_plan_topic: str = '/vidplan/video_plan'
+    plan_topic: str = '/vidplan/grounded_plan'   # + <plan_topic>/feasibility
+    warm_start: bool = True                  # seed each grounding with the last, shifted
+    action_velocity_scale: float = 1.0       # per-step action box = this x v_max x plan_dt_s
+    max_input_age_s: float = 1.0             # skip observations older than this; 0 = off
+    poll_rate_hz: float = 100.0              # how often the worker looks for a new set
+    device: str = 'cpu'
+    threads: int = 1                         # torch threads (the pipeline nodes share cores)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_positive(self, 'action_velocity_scale', 'poll_rate_hz')
+        require(self.max_input_age_s >= 0, 'max_input_age_s', self.max_input_age_s,
+                'an age >= 0 s (0: off)')
+        require(self.threads >= 0, 'threads', self.threads, 'an integer >= 0 (0: torch default)')
+
+    def grounder(self) -> GrounderConfig:
+        """The GrounderConfig part."""
+        return GrounderConfig(**{f.name: getattr(self, f.name)
+                                 for f in dataclasses.fields(GrounderConfig)})
+
+
+class GroundingNode:
+    def __init__(self, argv: list[str] | None = None) -> None:
+        self.node = create_node('vidplan_grounding', argv)
+        self.cfg = cfg = self.node.load_config(GroundingNodeConfig)
+        self.pipeline = open_pipeline(self.node, PipelineConfig(
+            model=cfg.model, device=cfg.device, threads=cfg.threads,
+            action_velocity_scale=cfg.action_velocity_scale, warm_start=cfg.warm_start,
+            grounding=cfg.grounder()))
+        p = self.pipeline
+        self.spec = p.spec
+        self.plan_shape = (p.horizon, *p.latent_shape)
+        self.last_stamp_ns = -1
+        self.grounded = self.warm_starts = 0
+        self.figures: dict[str, float] = {}
+        self.stats = StageStats(self.node)
+        self.match = StampMatcher(('latent', 'joint_state', 'video_plan'), self.stats)
+        self.diag = Diagnostics(self.node, 'vidplan_grounding')
+        n = self.node
+        n.create_subscription('sensor_msgs/msg/Image', cfg.latent_topic,
+                              lambda m: self._on_latent('latent', m, p.latent_shape))
+        n.create_subscription('sensor_msgs/msg/JointState', cfg.latent_topic + '/joint_states',
+                              self._on_joint_state)
+        n.create_subscription('sensor_msgs/msg/Image', cfg.video_plan_topic,
+                              lambda m: self._on_latent('video_plan', m, self.plan_shape))
+        self.pub_feas = n.create_publisher('std_msgs/msg/Float64MultiArray',
+                                           cfg.plan_topic + '/feasibility')
+        self.pub_plan = n.create_publisher('trajectory_msgs/msg/JointTrajectory', cfg.plan_topic)
+        n.create_timer(1.0 / cfg.poll_rate_hz, self._work)
+        n.create_timer(1.0, self._publish_status)
+
+    # --- inputs: convert, match by stamp ------------------------------------------------------
+    def _on_latent(self, name: str, msg: Any, shape: tuple[int, ...]) -> None:
+        try:
+            value = cv.latent_array(msg, shape)
+        except cv.MessageError as exc:
+            self.stats.drop(f'bad_{name}', f'ignored a {name}: {exc}')
+            return
+        self.match.put(name, cv.time_to_ns(msg.header.stamp), value)
+
+    def _on_joint_state(self, msg: Any) -> None:
+        try:
+            q, _ = cv.joint_state_arrays(msg, self.spec.joint_names)
+            if not np.all(np.isfinite(q)):
+                raise cv.MessageError(f'non-finite joint positions {q.tolist()}')
+        except cv.MessageError as exc:
+            self.stats.drop('bad_joint_state', f'ignored a latent joint state: {exc}')
+            return
+        self.match.put('joint_state', cv.time_to_ns(msg.header.stamp), q)
+
+    # --- work ---------------------------------------------------------------------------------
+    def _work(self) -> None:
+        taken = self.match.take()
+        if taken is None:
+            return
+        stamp_ns, inputs = taken
+        stamp_s = stamp_ns * 1e-9
+        self.last_stamp_ns = stamp_ns
+        age_s = self.node.now_s() - stamp_s
+        if self.cfg.max_input_age_s and age_s > self.cfg.max_input_age_s:
+            self.stats.drop('stale', f'skipped an observation {age_s:.3f} s old (max_input_age_s='
+                            f'{self.cfg.max_input_age_s}); check the clocks (use_sim_time)')
+            return
+        p = self.pipeline
+        z0, q0, video_plan = inputs['latent'], inputs['joint_state'], inputs['video_plan']
+        warm = p.warm_start_at(stamp_s)
+        t0 = time.perf_counter()
+        try:
+            result = p.ground(z0, q0, video_plan, warm)
+            plan = p.to_plan(result, stamp_s)
+        except (VidplanError, ValueError, RuntimeError) as exc:
+            self.stats.drop('grounding_failed', f'grounding failed: {type(exc).__name__}: {exc}')
+            return
+        ground_s = time.perf_counter() - t0
+        self._remember(Replan(stamp_s=stamp_s, z0=z0, video_plan=video_plan, result=result,
+                              plan=plan, timings_s={'ground': ground_s}))
+        figures = (plan.dynamics_residual, plan.alignment)
+        if not (np.all(np.isfinite(plan.positions_rad)) and np.all(np.isfinite(figures))):
+            self.stats.drop('non_finite_plan', 'the grounded plan or its figures are not '
+                            'finite; not published')
+            return
+        t = self.node.msg_type
+        self.pub_feas.publish(t('std_msgs/msg/Float64MultiArray')(
+            data=[stamp_s, float(figures[0]), float(figures[1])]))
+        self.pub_plan.publish(cv.joint_trajectory_msg(
+            t, stamp_ns, self.spec.joint_names, plan.times_from_stamp_s, plan.positions_rad,
+            velocities=plan.velocities_rad_s))
+        self.grounded += 1
+        self.warm_starts += warm is not None
+        self.figures = {'dynamics_residual': figures[0], 'alignment': figures[1]}
+        self.stats.latency('ground', ground_s)
+        self.stats.latency('age', self.node.now_s() - stamp_s)
+        self.stats.event('plan')
+
+    def _remember(self, replan: Replan) -> None:
+        # Pipeline.replan keeps its last pass for `warm_start_at`; this node runs only the
+        # grounding stage, so it records its pass the same way and the closed loop's warm-start
+        # rule applies unchanged.
+        self.pipeline._last = replan
+
+    def _publish_status(self) -> None:
+        drops = self.stats.new_drops()
+        grounding = self.stats.rate_hz('plan') > 0
+        level = OK if grounding and not drops else WARN
+        message = ('grounding' if level == OK else f'{drops} inputs dropped' if drops
+                   else 'waiting for a latent, its joint state and a video plan')
+        values = {'model': self.pipeline.model_dir.name, 'method': self.pipeline.method,
+                  'grounded': self.grounded, 'warm_starts': self.warm_starts,
+                  'last_stamp_s': f'{max(self.last_stamp_ns, 0) * 1e-9:.6f}',
+                  **{k: f'{v:.6g}' for k, v in self.figures.items()},
+                  **self.stats.values(('ground', 'age'), ('plan',))}
+        if getattr(self.node, 'callback_errors', 0):  # dds backend: a callback raised
+            level = ERROR
+            values['callback_errors'] = self.node.callback_errors
+        self.diag.publish(self.node.now_ns(), {'grounding': (level, message, values)})
+
+    def close(self) -> None:
+        self.node.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    node = GroundingNode(sys.argv if argv is None else argv)
+    try:
+        node.node.spin()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.close()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

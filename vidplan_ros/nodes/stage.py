@@ -1,0 +1,135 @@
+"""Shared by the pipeline stage nodes (perception, planner, grounding): loading the pipeline
+with few threads, and what they report, so their /diagnostics read alike:
+`<stage>_ms_p50` over the last `window` runs, `<event>_rate_hz` over the last `rate_window_s`
+of node-clock time, and `dropped_<reason>` counters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from vidplan_ros.runtime.pipeline import Pipeline, PipelineConfig
+from vidplan_ros.transport.base import Node
+
+
+def open_pipeline(node: Node, cfg: PipelineConfig) -> Pipeline:
+    """The pipeline of `cfg` with torch limited to `cfg.threads` (the stage nodes share cores)."""
+    import torch
+    if cfg.threads:
+        try:  # only possible before torch's first parallel work; fine to skip after
+            torch.set_num_interop_threads(cfg.threads)
+        except RuntimeError:
+            pass
+    pipeline = Pipeline(cfg)
+    node.logger.info(f'model set {pipeline.model_dir.name} ({pipeline.model_dir}): robot '
+                     f'{pipeline.spec.name}, cameras {list(pipeline.cameras)}, latent '
+                     f'{list(pipeline.latent_shape)}, horizon {pipeline.horizon}, '
+                     f'{torch.get_num_threads()} torch thread(s) on {cfg.device}')
+    return pipeline
+
+
+class StageStats:
+    """Latency windows, event times and drop counters of one node (used from its spin thread)."""
+
+    def __init__(self, node: Node, window: int = 50, rate_window_s: float = 5.0) -> None:
+        self.node = node
+        self.window = window
+        self.rate_window_s = rate_window_s
+        self.latency_s: dict[str, deque[float]] = {}
+        self.events: dict[str, deque[int]] = {}
+        self.drops: dict[str, int] = {}
+        self.last_error = ''
+        self._warned_s: dict[str, float] = {}
+        self._drops_reported = 0
+
+    def latency(self, stage: str, seconds: float) -> None:
+        self.latency_s.setdefault(stage, deque(maxlen=self.window)).append(float(seconds))
+
+    def p50_ms(self, stage: str) -> float:
+        values = self.latency_s.get(stage)
+        return float(np.median(values)) * 1e3 if values else float('nan')
+
+    def event(self, name: str) -> None:
+        self.events.setdefault(name, deque(maxlen=1000)).append(self.node.now_ns())
+
+    def rate_hz(self, name: str) -> float:
+        times = self.events.get(name)
+        if not times:
+            return 0.0
+        since = self.node.now_ns() - int(self.rate_window_s * 1e9)
+        return sum(t > since for t in times) / self.rate_window_s
+
+    def drop(self, reason: str, message: str, throttle_s: float = 2.0,
+             throttle_key: str = '') -> None:
+        """Count a dropped input under `reason` and warn, at most once per `throttle_s` for
+        each `throttle_key` (default: the reason)."""
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+        self.last_error = f'{reason}: {message}'
+        now, key = time.monotonic(), throttle_key or reason
+        if now - self._warned_s.get(key, -1e18) >= throttle_s:
+            self._warned_s[key] = now
+            self.node.logger.warning(f'{message} ({self.drops[reason]} {reason} so far)')
+
+    def new_drops(self) -> int:
+        """Drops since the previous call (a status report turns WARN when there were any)."""
+        total = sum(self.drops.values())
+        new, self._drops_reported = total - self._drops_reported, total
+        return new
+
+    def values(self, stages: tuple[str, ...], events: tuple[str, ...]) -> dict[str, Any]:
+        out: dict[str, Any] = {f'{s}_ms_p50': f'{self.p50_ms(s):.2f}' for s in stages}
+        out.update({f'{e}_rate_hz': f'{self.rate_hz(e):.2f}' for e in events})
+        out.update({f'dropped_{k}': v for k, v in sorted(self.drops.items())})
+        if self.last_error:
+            out['last_error'] = self.last_error
+        return out
+
+
+class StampMatcher:
+    """Matches inputs by their exact stamp (the source observation's) and keeps the newest
+    complete set for the worker; older incomplete or untaken sets are dropped and counted."""
+
+    def __init__(self, names: tuple[str, ...], stats: StageStats, kept: int = 8) -> None:
+        self.names = names
+        self.stats = stats
+        self.kept = kept
+        self.pending: dict[str, dict[int, Any]] = {n: {} for n in names}
+        self.ready: tuple[int, dict[str, Any]] | None = None
+        self.last_taken_ns = -1
+
+    def put(self, name: str, stamp_ns: int, value: Any) -> None:
+        if stamp_ns <= self.last_taken_ns:
+            self.stats.drop('out_of_order', f'ignored a {name} stamped {stamp_ns * 1e-9:.3f} s, '
+                            f'not after the last one used ({self.last_taken_ns * 1e-9:.3f} s)')
+            return
+        buf = self.pending[name]
+        buf[stamp_ns] = value
+        while len(buf) > self.kept:
+            buf.pop(min(buf))
+            self.stats.drop('unpaired', f'a {name} found no {"/".join(self.names)} partner '
+                            'with its stamp; publish them all with the observation stamp',
+                            throttle_s=10.0)
+        if not all(stamp_ns in b for b in self.pending.values()):
+            return
+        values = {n: b.pop(stamp_ns) for n, b in self.pending.items()}
+        for b in self.pending.values():
+            for old in [s for s in b if s < stamp_ns]:
+                del b[old]
+        if self.ready is not None:
+            if self.ready[0] > stamp_ns:
+                return  # an older observation completed after a newer one: keep the newer
+            self.stats.drop('superseded', 'skipped an input set: a newer one came before the '
+                            'worker was free (the stage takes longer than the input period)',
+                            throttle_s=30.0)
+        self.ready = (stamp_ns, values)
+
+    def take(self) -> tuple[int, dict[str, Any]] | None:
+        """The newest complete set (stamp_ns, {name: value}) not taken yet, or None."""
+        ready, self.ready = self.ready, None
+        if ready is not None:
+            self.last_taken_ns = ready[0]
+        return ready
