@@ -271,7 +271,7 @@ def latent_array(msg: Any, shape: Sequence[int]) -> np.ndarray:
     if msg.encoding != '32FC1':
         raise MessageError(f'a latent must be a 32FC1 Image, got encoding {msg.encoding!r}')
     if (int(msg.height), int(msg.width)) != (rows, width):
-        raise MessageError(f'latent image is {msg.height} rows x {msg.width}, but this model '
+        raise MessageError(f'32FC1 image is {msg.height} rows x {msg.width}, but this model '
                            f'needs {rows} x {width} (shape {list(shape)}); run every node with '
                            'the same model set')
     arr = image_array(msg, want=None)
