@@ -50,6 +50,12 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
 # name -> (module with main(argv), help)
 DELEGATES: dict[str, tuple[str, str]] = {
     'sim': ('vidplan_ros.nodes.sim_node', 'run the embedded MuJoCo sim node (--ros-args ...)'),
+    'perception': ('vidplan_ros.nodes.perception_node',
+                   'run the perception node: cameras + joints -> latent (--ros-args ...)'),
+    'planner': ('vidplan_ros.nodes.planner_node',
+                'run the planner node: latent -> video plan + preview (--ros-args ...)'),
+    'grounding': ('vidplan_ros.nodes.grounding_node',
+                  'run the grounding node: video plan -> joint trajectory (--ros-args ...)'),
     'record': ('vidplan_ros.data.recorder', 'record topics into a ROS 2 bag (mcap)'),
     'collect': ('vidplan_ros.data.collect', 'record scripted-expert episodes from the sim'),
     'experts': ('vidplan_ros.sim.rollout', 'measure scripted-expert success in the sim'),

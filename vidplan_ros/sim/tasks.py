@@ -132,17 +132,23 @@ def _add_marker(spec: mujoco.MjSpec, name: str, geom_type: mujoco.mjtGeom,
 
 
 class ReachTask(Task):
-    """Bring the tip link within `tolerance_m` of a visible target sphere."""
+    """Bring the tip link within `tolerance_m` of a visible target sphere.
+
+    The sphere is drawn with radius `marker_radius_m` (default: the tolerance): the models see
+    64-pixel frames, where a 2 cm sphere a metre from the camera is one or two pixels that the
+    autoencoder averages away, so the planner would not know where to go.
+    """
 
     side = ''
+    marker_radius_m = 0.0      # 0: tolerance_m
 
     def __init__(self) -> None:
         super().__init__()
         self._target = np.zeros(3)
 
     def _add(self, spec: mujoco.MjSpec) -> None:
-        _add_marker(spec, 'target', mujoco.mjtGeom.mjGEOM_SPHERE, [self.tolerance_m, 0, 0],
-                    TARGET_RGBA)
+        radius = self.marker_radius_m or self.tolerance_m
+        _add_marker(spec, 'target', mujoco.mjtGeom.mjGEOM_SPHERE, [radius, 0, 0], TARGET_RGBA)
 
     @abc.abstractmethod
     def _sample_target(self, rng: np.random.Generator) -> np.ndarray: ...
@@ -172,6 +178,7 @@ class ReachTask(Task):
 
 class FrankaReach(ReachTask):
     name, robot, tolerance_m = 'franka/reach', 'franka_fr3', 0.02
+    marker_radius_m = 0.05
 
     @property
     def tip_link(self) -> str:
