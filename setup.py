@@ -26,6 +26,9 @@ def tree(top):
 # Every node is a console script: `ros2 run vidplan_ros <name>` on a ROS host, `<name>` in a venv.
 NODES = {
     'vidplan_sim': 'vidplan_ros.nodes.sim_node:main',
+    'vidplan_perception': 'vidplan_ros.nodes.perception_node:main',
+    'vidplan_planner': 'vidplan_ros.nodes.planner_node:main',
+    'vidplan_grounding': 'vidplan_ros.nodes.grounding_node:main',
     'vidplan_executor': 'vidplan_ros.nodes.executor_node:main',
 }
 
@@ -50,6 +53,7 @@ setup(
         'matplotlib>=3.7',          # eval and benchmark plots
         'imageio>=2.31',            # run and eval videos (mp4 through imageio-ffmpeg's binary)
         'imageio-ffmpeg>=0.4.9',
+        'pillow>=9',                # CompressedImage (JPEG/PNG) camera frames in perception
     ],
     extras_require={
         'sim': ['mujoco==4.0.0'],
