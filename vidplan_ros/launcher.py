@@ -142,13 +142,14 @@ class Supervisor:
         return next(s for s in self.specs if s.name == name)
 
 
-def run_graph(specs: list[ProcessSpec]) -> int:
+def run_graph(specs: list[ProcessSpec], grace_s: float = 5.0) -> int:
     """Run a graph in the foreground; Ctrl-C and SIGTERM stop it cleanly.
 
     Both signals get explicit handlers: a process started with SIGINT ignored (as some shells
-    and supervisors do) would otherwise never see KeyboardInterrupt.
+    and supervisors do) would otherwise never see KeyboardInterrupt. `grace_s`: how long each
+    stop signal (SIGINT, SIGTERM) is given before the next.
     """
-    sup = Supervisor(specs)
+    sup = Supervisor(specs, grace_s=grace_s)
     previous = {sig: signal.signal(sig, lambda *_: sup.stop())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

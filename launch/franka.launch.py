@@ -1,0 +1,96 @@
+"""A real Franka (FR3 or Panda) under franka_ros2, driven by the four vidplan nodes.
+
+    ros2 launch vidplan_ros franka.launch.py model:=franka_push robot_ip:=172.16.0.2 \\
+        front_camera_topic:=/front/color/image_raw wrist_camera_topic:=/wrist/color/image_raw
+
+The executor streams short JointTrajectory chunks to `<arm_controller>/joint_trajectory` (a
+joint_trajectory_controller/JointTrajectoryController) and reads `joint_states_topic`. franka_ros2
+can be started here too (`bringup`):
+  none     franka_ros2 runs elsewhere (default)
+  franka   franka_bringup franka.launch.py (robot_ip, robot_type, load_gripper,
+           use_fake_hardware); its controllers.yaml has no trajectory controller, so
+           `arm_controller` is spawned from config/franka_arm_controller.yaml (effort JTC,
+           the gains of franka_fr3_moveit_config)
+  moveit   franka_fr3_moveit_config moveit.launch.py, which spawns fr3_arm_controller itself
+Camera topics: perception reads /cameras/<cam>/image_raw for the model's cameras (franka sets:
+front, wrist); the *_camera_topic arguments point them elsewhere (and .../compressed with
+image_transport:=compressed).
+"""
+
+import os
+import sys
+
+from launch import LaunchDescription
+from launch.actions import IncludeLaunchDescription, OpaqueFunction
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch_ros.actions import Node
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vidplan_launch_common import (COMMON_ARGUMENTS, PACKAGE, camera_remappings,  # noqa: E402
+                                   declare, model_cameras, pipeline_actions, resolve,
+                                   share_path)
+
+from vidplan_ros.core.robot_spec import load_robot_spec  # noqa: E402
+
+ARGUMENTS = {
+    'robot': ('franka_fr3', "executor's robot spec: franka_fr3 or franka_panda (or a YAML)"),
+    'robot_ip': ('172.16.0.2', 'FCI address of the arm (bringup only)'),
+    'robot_type': ('fr3', 'franka_ros2 robot_type: fr3, fp3, fer (bringup only)'),
+    'arm_controller': ('fr3_arm_controller', 'JointTrajectoryController the executor streams '
+                       'to (<arm_controller>/joint_trajectory)'),
+    'joint_states_topic': ('/joint_states', 'merged joint states of franka_bringup'),
+    'front_camera_topic': ('/cameras/front/image_raw', "image topic of the model's front "
+                           'view'),
+    'wrist_camera_topic': ('/cameras/wrist/image_raw', "image topic of the model's wrist "
+                           'view'),
+    'image_transport': ('raw', 'raw (sensor_msgs/Image) or compressed (<topic>/compressed)'),
+    'bringup': ('none', 'start franka_ros2 too: none, franka or moveit'),
+    'load_gripper': ('false', 'bringup: load the Franka Hand'),
+    'use_fake_hardware': ('false', 'bringup: mock hardware instead of the robot'),
+}
+
+
+def generate_launch_description():
+    return LaunchDescription([*declare(COMMON_ARGUMENTS, ARGUMENTS),
+                              OpaqueFunction(function=launch_setup)])
+
+
+def launch_setup(context, *args, **kwargs):
+    a = resolve(context, COMMON_ARGUMENTS, ARGUMENTS)
+    if a['bringup'] not in ('none', 'franka', 'moveit'):
+        raise ValueError(f"bringup:={a['bringup']}: use none, franka or moveit")
+    spec = load_robot_spec(a['robot'])
+    joints = [('/joint_states', a['joint_states_topic'])]
+    command = [(spec.interfaces.joint_trajectory_topic,
+                f"/{a['arm_controller'].strip('/')}/joint_trajectory")]
+    cameras = camera_remappings(model_cameras(a['model']), {
+        'front': a['front_camera_topic'], 'wrist': a['wrist_camera_topic']})
+    actions = bringup_actions(a)
+    actions += pipeline_actions(a, use_sim_time=False, robot=a['robot'],
+                                perception_remaps=joints + cameras,
+                                executor_remaps=joints + command)
+    return actions
+
+
+def bringup_actions(a):
+    if a['bringup'] == 'none':
+        return []
+    hardware = {'robot_ip': a['robot_ip'], 'load_gripper': a['load_gripper'],
+                'use_fake_hardware': a['use_fake_hardware']}
+    if a['bringup'] == 'moveit':
+        return [IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(share_path('franka_fr3_moveit_config', 'launch',
+                                                     'moveit.launch.py')),
+            launch_arguments=hardware.items())]
+    return [
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(share_path('franka_bringup', 'launch',
+                                                     'franka.launch.py')),
+            launch_arguments={**hardware, 'robot_type': a['robot_type']}.items()),
+        Node(package='controller_manager', executable='spawner', output='screen',
+             arguments=[a['arm_controller'], '--controller-manager', '/controller_manager',
+                        '--param-file', share_path(PACKAGE, 'config',
+                                                   'franka_arm_controller.yaml'),
+                        '--controller-type',
+                        'joint_trajectory_controller/JointTrajectoryController']),
+    ]

@@ -1,0 +1,52 @@
+"""A Franka in Isaac Sim (its ROS 2 bridge), driven by the four vidplan nodes on sim time.
+
+    ros2 launch vidplan_ros isaac_franka.launch.py model:=franka_reach \\
+        front_camera_topic:=/rgb wrist_camera_topic:=/wrist/rgb
+
+Isaac Sim's joint-control graph (shared/reference/robots.md §3.2): ROS2 Publish Joint State ->
+/joint_states, ROS2 Subscribe Joint State <- /joint_command (sensor_msgs/JointState: names +
+positions + velocities) -> Articulation Controller, ROS2 Publish Clock -> /clock, camera helpers
+publishing rgb images. The executor uses its joint_state_command interface on
+`joint_command_topic`; every node runs with use_sim_time. Isaac's Franka asset uses panda_*
+joint names, hence robot:=franka_panda for the executor (joints are matched by name).
+"""
+
+import os
+import sys
+
+from launch import LaunchDescription
+from launch.actions import OpaqueFunction
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vidplan_launch_common import (COMMON_ARGUMENTS, camera_remappings, declare,  # noqa: E402
+                                   model_cameras, pipeline_actions, resolve)
+
+from vidplan_ros.core.robot_spec import load_robot_spec  # noqa: E402
+
+ARGUMENTS = {
+    'robot': ('franka_panda', "executor's robot spec: franka_panda (Isaac's panda_* joints) "
+              'or franka_fr3'),
+    'joint_command_topic': ('/joint_command', 'JointState command topic of the Isaac graph'),
+    'joint_states_topic': ('/joint_states', 'JointState topic Isaac publishes'),
+    'front_camera_topic': ('/rgb', "Isaac camera topic of the model's front view"),
+    'wrist_camera_topic': ('/wrist/rgb', "Isaac camera topic of the model's wrist view"),
+    'image_transport': ('raw', 'raw (sensor_msgs/Image) or compressed (<topic>/compressed)'),
+}
+
+
+def generate_launch_description():
+    return LaunchDescription([*declare(COMMON_ARGUMENTS, ARGUMENTS),
+                              OpaqueFunction(function=launch_setup)])
+
+
+def launch_setup(context, *args, **kwargs):
+    a = resolve(context, COMMON_ARGUMENTS, ARGUMENTS)
+    spec = load_robot_spec(a['robot'])
+    joints = [('/joint_states', a['joint_states_topic'])]
+    command = [(spec.interfaces.joint_command_topic, a['joint_command_topic'])]
+    cameras = camera_remappings(model_cameras(a['model']), {
+        'front': a['front_camera_topic'], 'wrist': a['wrist_camera_topic']})
+    return pipeline_actions(a, use_sim_time=True, robot=a['robot'],
+                            interface='joint_state_command',
+                            perception_remaps=joints + cameras,
+                            executor_remaps=joints + command)
