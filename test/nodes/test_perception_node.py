@@ -131,14 +131,14 @@ def test_bad_frames_and_joints_are_reported_and_survived(rig):
         rig['pub_js'].publish(msg)
 
     def one_camera(stamp):  # the wrist camera stops
-        _frames(rig, stamp + 200_000_000, {'front': frames['front']})
+        _frames(rig, stamp + 1_000_000_000, {'front': frames['front']})
 
     observe_and_wait('dropped_bad_image', depth_frame)
     observe_and_wait('dropped_bad_image', empty_frame)
     observe_and_wait('dropped_joint_state', nan_joint)
     observe_and_wait('dropped_missing_camera', one_camera)
     # ... and a good observation afterwards still makes a latent
-    stamp = node.now_ns() + 300_000_000
+    stamp = node.now_ns() + 500_000_000
     _joints(rig, stamp, q)
     node.spin(timeout_s=0.05)
     _frames(rig, stamp, frames)

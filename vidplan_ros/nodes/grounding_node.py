@@ -156,7 +156,7 @@ class GroundingNode:
         self.warm_starts += warm is not None
         self.figures = {'dynamics_residual': figures[0], 'alignment': figures[1]}
         self.stats.latency('ground', ground_s)
-        self.stats.latency('age', self.node.now_s() - stamp_s)
+        self.stats.latency('age', age_s + time.perf_counter() - t0)
         self.stats.event('plan')
 
     def _remember(self, replan: Replan) -> None:

@@ -7,11 +7,13 @@ out  /vidplan/latent                        sensor_msgs/Image 32FC1, V*C*h rows 
 out  /vidplan/latent/joint_states           sensor_msgs/JointState, the robot spec's joints
 out  /diagnostics                           decode/encode ms p50, latent rate, drops (1 Hz)
 
-At most `rate_hz` times a second the newest set of frames not used yet, one per camera within
-`max_skew_s` of the first camera's frame, is centre-cropped and resized, encoded, and published
-with the first camera's stamp (the observation's stamp). The joint positions published with it
-are interpolated at that stamp (or the nearest sample within `joint_max_skew_s`). `cameras`
-names the topics feeding the model's views, in the model's camera order. Bad input (an
+As soon as a set of frames is complete (one per camera within `max_skew_s` of the first
+camera's frame) the newest such set is centre-cropped and resized, encoded, and published with
+the first camera's stamp (the observation's stamp); sets closer than 0.9 / `rate_hz` in stamp
+time to the last one used are skipped, which bounds the encode rate without adding latency.
+The joint positions published with it are interpolated at that stamp (or the nearest sample
+within `joint_max_skew_s`). `cameras` names the topics feeding the model's views, in the
+model's camera order. Bad input (an
 unsupported encoding, an empty or corrupt picture, a NaN joint, a camera that stops) is counted,
 warned about (rate-limited) and reported in /diagnostics; the node keeps running.
 """
@@ -37,6 +39,7 @@ from vidplan_ros.transport import convert as cv
 _FRAMES_KEPT = 16          # per camera: about 0.5 s at 30 Hz to find a synchronised set in
 _JOINTS_KEPT_S = 2.0
 _JOINT_WAIT_S = 0.5        # frames wait for a later joint state while the newest is this recent
+_MISSING_S = 0.5           # a camera whose newest frame is this much older than another's
 
 
 @dataclass(frozen=True)
@@ -48,14 +51,15 @@ class PerceptionNodeConfig:
     latent_topic: str = '/vidplan/latent'    # + <latent_topic>/joint_states
     max_skew_s: float = 0.05             # frames of one observation lie within this
     joint_max_skew_s: float = 0.05       # nearest joint sample this close if none brackets
-    rate_hz: float = 10.0                # most latents per second
+    rate_hz: float = 10.0                # most latents per second (of observation time)
+    poll_rate_hz: float = 100.0          # how often the worker looks for a complete set
     device: str = 'cpu'
     threads: int = 1                     # torch threads (the pipeline nodes share cores)
 
     def __post_init__(self) -> None:
         require(self.image_transport in ('raw', 'compressed'), 'image_transport',
                 self.image_transport, 'raw or compressed')
-        require_positive(self, 'max_skew_s', 'joint_max_skew_s', 'rate_hz')
+        require_positive(self, 'max_skew_s', 'joint_max_skew_s', 'rate_hz', 'poll_rate_hz')
         require(self.threads >= 0, 'threads', self.threads, 'an integer >= 0 (0: torch default)')
         require(len(set(self.cameras)) == len(self.cameras), 'cameras', self.cameras,
                 'distinct camera names')
@@ -96,7 +100,9 @@ class PerceptionNode:
         self.pub_latent = n.create_publisher('sensor_msgs/msg/Image', cfg.latent_topic)
         self.pub_joints = n.create_publisher('sensor_msgs/msg/JointState',
                                              cfg.latent_topic + '/joint_states')
-        n.create_timer(1.0 / cfg.rate_hz, self._tick)
+        self.min_interval_ns = int(0.9e9 / cfg.rate_hz)
+        self.no_set_since_s = time.monotonic()
+        n.create_timer(1.0 / cfg.poll_rate_hz, self._tick)
         n.create_timer(1.0, self._publish_status)
 
     # --- inputs: store, convert the cheap parts ---------------------------------------------
@@ -129,11 +135,12 @@ class PerceptionNode:
 
     # --- synchronisation ----------------------------------------------------------------------
     def _synced_set(self) -> tuple[int, dict[str, tuple[int, Any]]] | None:
-        """The newest unused set: per camera the frame nearest the first camera's frame."""
+        """The newest unused set: per camera the frame nearest the first camera's frame, at
+        least min_interval_ns after the last set used."""
         skew_ns = int(self.cfg.max_skew_s * 1e9)
         first, others = self.cameras[0], self.cameras[1:]
         for stamp, msg in reversed(self.frames[first]):
-            if stamp <= self.last_stamp_ns:
+            if self.last_stamp_ns >= 0 and stamp < self.last_stamp_ns + self.min_interval_ns:
                 return None
             chosen = {first: (stamp, msg)}
             for cam in others:
@@ -146,12 +153,13 @@ class PerceptionNode:
         return None
 
     def _missing_cameras(self) -> list[str]:
-        """Cameras whose newest frame (usable or not) is more than max_skew_s older than the
+        """Cameras whose newest frame (usable or not) is more than _MISSING_S older than the
         newest frame of any camera, or that sent none."""
         if not self.last_frame_ns:
             return list(self.cameras)
-        latest, skew_ns = max(self.last_frame_ns.values()), int(self.cfg.max_skew_s * 1e9)
-        return [c for c in self.cameras if latest - self.last_frame_ns.get(c, -1) > skew_ns]
+        latest = max(self.last_frame_ns.values())
+        return [c for c in self.cameras
+                if latest - self.last_frame_ns.get(c, -(2 ** 62)) > _MISSING_S * 1e9]
 
     def _joints_at(self, stamp_ns: int) -> np.ndarray | None:
         """Joint positions at `stamp_ns`: interpolated between samples around it that are within
@@ -180,12 +188,18 @@ class PerceptionNode:
             missing = set(self._missing_cameras()) if self.last_frame_ns else set()
             if missing - self.missing:  # count and warn when a camera goes missing
                 self.stats.drop('missing_camera', f'no frame from camera(s) {sorted(missing)} '
-                                f'within max_skew_s={self.cfg.max_skew_s} s of the newest frame '
-                                'of the other cameras', throttle_s=1.0,
-                                throttle_key=f'missing {sorted(missing)}')
+                                f'for {_MISSING_S} s while the others send frames',
+                                throttle_s=1.0, throttle_key=f'missing {sorted(missing)}')
+            elif (not missing and len(self.last_frame_ns) == len(self.cameras)
+                  and time.monotonic() - self.no_set_since_s > 2.0):
+                self.stats.drop('unsynchronised', f'every camera sends frames, but no set lies '
+                                f'within max_skew_s={self.cfg.max_skew_s} s; are the cameras '
+                                'triggered together and stamped on one clock?', throttle_s=5.0)
+                self.no_set_since_s = time.monotonic()
             self.missing = missing
             return
         self.missing = set()
+        self.no_set_since_s = time.monotonic()
         stamp_ns, chosen = found
         q = self._joints_at(stamp_ns)
         if q is None:
@@ -204,6 +218,7 @@ class PerceptionNode:
                             f'at {stamp_ns * 1e-9:.3f} s ({newest}); skipped them')
             return
         t0 = time.perf_counter()
+        waited_s = self.node.now_s() - stamp_ns * 1e-9
         images = {}
         for view, cam in zip(self.pipeline.cameras, self.cameras):
             frame_ns, msg = chosen[cam]
@@ -225,7 +240,7 @@ class PerceptionNode:
         self.pub_latent.publish(cv.latent_msg(t, stamp_ns, latent))
         self.stats.latency('decode', t1 - t0)
         self.stats.latency('encode', t2 - t1)
-        self.stats.latency('age', self.node.now_s() - stamp_ns * 1e-9)
+        self.stats.latency('age', waited_s + time.perf_counter() - t0)
         self.stats.event('latent')
 
     def _publish_status(self) -> None:

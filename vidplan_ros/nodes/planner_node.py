@@ -126,7 +126,7 @@ class PlannerNode:
         t = self.node.msg_type
         self.pub_plan.publish(cv.latent_msg(t, stamp_ns, plan, 'video_plan'))
         self.stats.latency('imagine', t1 - t0)
-        self.stats.latency('age', self.node.now_s() - stamp_ns * 1e-9)
+        self.stats.latency('age', age_s + time.perf_counter() - t0)
         self.stats.event('plan')
         every = self.cfg.preview_every
         if self.pub_preview is not None and (self.replans - 1) % every == 0:
