@@ -1,0 +1,105 @@
+"""runtime.pipeline and runtime.closed_loop on a committed model set and the real sim."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from vidplan_ros.core.errors import VidplanError
+from vidplan_ros.core.executor import Executor, ExecutorConfig
+from vidplan_ros.runtime.closed_loop import EpisodeConfig, make_env, run_closed_loop
+from vidplan_ros.runtime.pipeline import Pipeline, PipelineConfig, model_dir_for
+
+
+@pytest.fixture(scope='module')
+def pipe() -> Pipeline:
+    torch.set_num_threads(1)
+    return Pipeline(PipelineConfig(model='g1_reach'))
+
+
+@pytest.fixture(scope='module')
+def env(pipe: Pipeline):
+    e = make_env(pipe, 'g1/reach')
+    yield e
+    e.close()
+
+
+def _frames(env, pipe: Pipeline, seed: int) -> dict[str, np.ndarray]:
+    env.reset(seed)
+    return {c: env.render(c) for c in pipe.cameras}
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(VidplanError, match='franka_reach'):
+        model_dir_for('no_such_model')
+
+
+def test_trust_region_inside_velocity_box_and_training_range(pipe: Pipeline):
+    b, norm = pipe.bounds, pipe.models.norm
+    step = np.asarray(pipe.spec.velocity_max_rad_s) * pipe.plan_dt_s
+    assert np.all(b.action_max <= step + 1e-6) and np.all(b.action_min >= -step - 1e-6)
+    k = pipe.cfg.action_std_bound
+    assert np.all(b.action_max <= norm.action_mean + k * norm.action_std + 1e-6)
+    assert np.all(b.action_min >= norm.action_mean - k * norm.action_std - 1e-6)
+
+
+def test_replan_gives_a_plan_the_executor_accepts(pipe: Pipeline, env):
+    frames = _frames(env, pipe, 1000)
+    q = env.q()
+    rp = pipe.replan(frames, q, stamp_s=0.0)
+    H = pipe.horizon
+    assert rp.z0.shape == pipe.latent_shape
+    assert rp.video_plan.shape == (H, *pipe.latent_shape)
+    plan = rp.plan
+    assert plan.positions_rad.shape == (H + 1, pipe.spec.num_joints)
+    np.testing.assert_allclose(plan.positions_rad[0], q, atol=1e-5)   # starts where it is
+    np.testing.assert_allclose(plan.times_from_stamp_s, pipe.plan_dt_s * np.arange(H + 1))
+    steps = np.abs(np.diff(plan.positions_rad, axis=0))
+    assert np.all(steps <= np.maximum(np.abs(pipe.bounds.action_max),
+                                      np.abs(pipe.bounds.action_min)) + 1e-5)
+    ex = Executor(pipe.spec)
+    ex.on_state(q, np.zeros_like(q), 0.0)
+    assert ex.on_plan(plan).accepted
+    # deterministic: the same observation and replan index give the same plan
+    pipe.reset()
+    again = pipe.replan(frames, q, stamp_s=0.0)
+    np.testing.assert_array_equal(again.video_plan, rp.video_plan)
+
+
+def test_bad_inputs_are_clear_errors(pipe: Pipeline, env):
+    frames = _frames(env, pipe, 1001)
+    with pytest.raises(VidplanError, match='camera'):
+        pipe.replan({pipe.cameras[0]: frames[pipe.cameras[0]]}, env.q(), 0.0)
+    q = env.q()
+    q[3] = np.nan
+    with pytest.raises(VidplanError, match='finite'):
+        pipe.replan(frames, q, 0.0)
+
+
+def test_other_methods_share_the_weights(pipe: Pipeline):
+    other = pipe.with_method('inverse_dynamics')
+    assert other.method == 'inverse_dynamics' and pipe.method == 'gvp_wm'
+    assert other.models is pipe.models
+
+
+def test_closed_loop_episode_runs_the_whole_stack(pipe: Pipeline, env):
+    seen: list[float] = []
+    out = run_closed_loop(env, pipe.with_method('inverse_dynamics'), 1002,
+                          EpisodeConfig(max_time_s=0.6,   # ID commits to the plan's latents
+                                        executor=ExecutorConfig(max_dynamics_residual=1e9)),
+                          on_replan=lambda e, f, rp: seen.append(rp.stamp_s))
+    assert out.replans == 3 and seen == pytest.approx([0.0, 0.2, 0.4])
+    assert out.duration_s == pytest.approx(0.6, abs=1e-6)
+    assert out.rejected_plans == 0 and out.executor_modes.get('track', 0) > 0
+    assert np.isfinite(out.final_distance_m) and not out.success
+    assert len(out.timings_ms['ground']) == 3
+
+
+def test_episode_config_validates():
+    with pytest.raises(VidplanError, match='max_time_s'):
+        EpisodeConfig(max_time_s=0.0)
+    cfg = EpisodeConfig()
+    assert dataclasses.replace(cfg, replan_period_s=0.1).replan_period_s == 0.1
