@@ -71,7 +71,7 @@ class PlannerNode:
         self.last_stamp_ns = -1
         self.replans = 0
         self.stats = StageStats(self.node)
-        self.match = StampMatcher(('latent', 'joint_state'), self.stats)
+        self.match = StampMatcher(('joint_state', 'latent'), self.stats)  # latent: last
         self.diag = Diagnostics(self.node, 'vidplan_planner')
         n = self.node
         n.create_subscription('sensor_msgs/msg/Image', cfg.latent_topic, self._on_latent)

@@ -1,7 +1,9 @@
 """Shared by the pipeline stage nodes (perception, planner, grounding): loading the pipeline
 with few threads, and what they report, so their /diagnostics read alike:
 `<stage>_ms_p50` over the last `window` runs, `<event>_rate_hz` over the last `rate_window_s`
-of node-clock time, and `dropped_<reason>` counters.
+of node-clock time, `dropped_<reason>` counters (bad or unusable input: warned about, and the
+status turns WARN) and `skipped_<reason>` counters (usable input passed over by design, e.g.
+for a newer one: not a fault).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class StageStats:
         self.latency_s: dict[str, deque[float]] = {}
         self.events: dict[str, deque[int]] = {}
         self.drops: dict[str, int] = {}
+        self.skips: dict[str, int] = {}
         self.last_error = ''
         self._warned_s: dict[str, float] = {}
         self._drops_reported = 0
@@ -74,6 +77,10 @@ class StageStats:
             self._warned_s[key] = now
             self.node.logger.warning(f'{message} ({self.drops[reason]} {reason} so far)')
 
+    def skip(self, reason: str) -> None:
+        """Count an input passed over by design (no warning; the status stays OK)."""
+        self.skips[reason] = self.skips.get(reason, 0) + 1
+
     def new_drops(self) -> int:
         """Drops since the previous call (a status report turns WARN when there were any)."""
         total = sum(self.drops.values())
@@ -84,6 +91,7 @@ class StageStats:
         out: dict[str, Any] = {f'{s}_ms_p50': f'{self.p50_ms(s):.2f}' for s in stages}
         out.update({f'{e}_rate_hz': f'{self.rate_hz(e):.2f}' for e in events})
         out.update({f'dropped_{k}': v for k, v in sorted(self.drops.items())})
+        out.update({f'skipped_{k}': v for k, v in sorted(self.skips.items())})
         if self.last_error:
             out['last_error'] = self.last_error
         return out
@@ -91,7 +99,9 @@ class StageStats:
 
 class StampMatcher:
     """Matches inputs by their exact stamp (the source observation's) and keeps the newest
-    complete set for the worker; older incomplete or untaken sets are dropped and counted."""
+    complete set for the worker. Older untaken sets are skipped; an input of the last name
+    (the one that completes a set, e.g. the video plan) that finds no partners is a drop, other
+    unmatched inputs (an upstream stage skipped them) are skipped."""
 
     def __init__(self, names: tuple[str, ...], stats: StageStats, kept: int = 8) -> None:
         self.names = names
@@ -110,9 +120,12 @@ class StampMatcher:
         buf[stamp_ns] = value
         while len(buf) > self.kept:
             buf.pop(min(buf))
-            self.stats.drop('unpaired', f'a {name} found no {"/".join(self.names)} partner '
-                            'with its stamp; publish them all with the observation stamp',
-                            throttle_s=10.0)
+            if name == self.names[-1]:
+                self.stats.drop('unpaired', f'a {name} found no {"/".join(self.names[:-1])} '
+                                'with its stamp; publish them all with the observation stamp',
+                                throttle_s=10.0)
+            else:
+                self.stats.skip(f'unpaired_{name}')
         if not all(stamp_ns in b for b in self.pending.values()):
             return
         values = {n: b.pop(stamp_ns) for n, b in self.pending.items()}
@@ -120,11 +133,9 @@ class StampMatcher:
             for old in [s for s in b if s < stamp_ns]:
                 del b[old]
         if self.ready is not None:
+            self.stats.skip('superseded')  # the worker was busy: plan from the newest
             if self.ready[0] > stamp_ns:
                 return  # an older observation completed after a newer one: keep the newer
-            self.stats.drop('superseded', 'skipped an input set: a newer one came before the '
-                            'worker was free (the stage takes longer than the input period)',
-                            throttle_s=30.0)
         self.ready = (stamp_ns, values)
 
     def take(self) -> tuple[int, dict[str, Any]] | None:
