@@ -214,9 +214,12 @@ class RunRecorder:
         height, _ = self._layout()
         self.box_width = _round16(height * aspect)
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        # veryfast: the encoder shares the cores with the nodes and must finish within the
+        # launcher's stop grace (its lookahead holds frames until the end)
         self.writer = imageio.get_writer(str(self.video_path), fps=self.cfg.fps,
                                          codec='libx264', quality=7, macro_block_size=16,
-                                         ffmpeg_log_level='error')
+                                         ffmpeg_log_level='error',
+                                         output_params=['-preset', 'veryfast'])
         for views, preview, success in self.buffer:
             self._write(views, preview, success)
         self.buffer.clear()
@@ -276,7 +279,10 @@ class RunRecorder:
         }
 
     def close(self) -> dict[str, Any]:
-        """Flush the last frame, finish the video, write summary.json; the summary."""
+        """Flush the last frame, write summary.json, finish the video; the summary.
+
+        The summary is written before the encoder is drained, so it exists even if the
+        process is killed while the last frames are being encoded."""
         if self.closed:
             return self.summary()
         self.closed = True
@@ -285,11 +291,11 @@ class RunRecorder:
             self.pending_stamp = None
         if self.writer is None and self.buffer:
             self._open(DEFAULT_PREVIEW_ASPECT)
-        if self.writer is not None:
-            self.writer.close()
         summary = self.summary()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
+        if self.writer is not None:
+            self.writer.close()
         return summary
 
 
@@ -368,9 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         monitor.node.spin(until=lambda: bool(stop))
     finally:
+        t0 = time.monotonic()
+        monitor.close()   # further stop signals only add to `stop` while the video finishes
+        monitor.node.logger.info(f'closed in {time.monotonic() - t0:.1f} s')
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        monitor.close()
     return 0
 
 
