@@ -82,3 +82,15 @@ def test_the_shipped_params_file_configures_the_node():
     from vidplan_ros.nodes.executor_node import ExecutorNodeConfig
     cfg = load_config(ExecutorNodeConfig, REPO / 'config' / 'executor.yaml')
     assert cfg == ExecutorNodeConfig()
+
+
+def test_feasibility_matches_wall_clock_stamps():
+    """Figures sent as float64 seconds since 1970 lose sub-microsecond digits; they must still
+    pair with the plan's exact nanosecond stamp (and not with a different plan's)."""
+    from vidplan_ros.nodes.executor_node import ExecutorNode
+    logic = object.__new__(ExecutorNode)
+    rng = np.random.default_rng(0)
+    stamps = [int(1.8e18 + rng.integers(0, 10**12)) for _ in range(200)]
+    logic.feasibility = {int(round((s / 1e9) * 1e9)): (0.01, 0.9) for s in stamps}
+    assert all(logic._figures_for(s) == (0.01, 0.9) for s in stamps)
+    assert logic._figures_for(stamps[0] + 50_000) is None      # 50 us away: another plan

@@ -146,7 +146,7 @@ class ExecutorNode:
         now, keep = self.node.now_s(), []
         for received_s, msg in self.pending:
             stamp_ns = cv.time_to_ns(msg.header.stamp)
-            figures = self.feasibility.get(stamp_ns)
+            figures = self._figures_for(stamp_ns)
             if figures is None and not self.cfg.require_feasibility:
                 figures = (0.0, 1.0)
             if figures is not None:
@@ -158,6 +158,15 @@ class ExecutorNode:
             else:
                 keep.append((received_s, msg))
         self.pending = keep
+
+    def _figures_for(self, stamp_ns: int) -> tuple[float, float] | None:
+        """The figures filed under the plan's stamp. A float64 of seconds since 1970 resolves
+        only ~0.2 us, so the stamp in the figures matches to within 1 us, not exactly."""
+        exact = self.feasibility.get(stamp_ns)
+        if exact is not None:
+            return exact
+        near = min(self.feasibility, key=lambda k: abs(k - stamp_ns), default=None)
+        return None if near is None or abs(near - stamp_ns) > 1000 else self.feasibility[near]
 
     def _use_plan(self, msg: Any, stamp_ns: int, residual: float, alignment: float) -> None:
         try:
