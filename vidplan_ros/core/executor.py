@@ -69,7 +69,7 @@ class ExecutorConfig:
     acceleration_scale: float = 0.5
     jerk_scale: float = 0.5
     position_margin_rad: float = -1.0     # < 0: the robot spec's (ROS parameters cannot be null)
-    stale_plan_s: float = 0.5             # plan older than this (from its stamp) -> stop
+    stale_plan_s: float = 1.0             # plan older than this (from its stamp) -> stop
     stale_observation_s: float = 0.1
     max_future_stamp_s: float = 0.05      # stamps further ahead of now: clock mismatch
     max_dynamics_residual: float = 0.1
