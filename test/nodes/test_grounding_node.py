@@ -19,7 +19,7 @@ KEY = 'vidplan_grounding: grounding'
 def rig(tmp_path_factory):
     proc = NodeProcess('vidplan_ros.nodes.grounding_node',
                        tmp_path_factory.mktemp('grounding') / 'grounding.log',
-                       'max_input_age_s:=2.0')
+                       'max_input_age_s:=2.0', 'warm_start:=true')
     from vidplan_ros.runtime.pipeline import Pipeline, PipelineConfig
     pipeline = Pipeline(PipelineConfig(threads=1))
     node = create_node('grounding_test')

@@ -14,8 +14,8 @@ Parameters: the grounding method's (config/grounding.yaml: `method`, one section
 the same file `load_config(GrounderConfig, ...)` reads) plus this node's own
 (config/grounding_node.yaml: model, topics, threads, ...). The latent, its joint state and the
 video plan of one observation are matched by stamp; the newest complete set is grounded and
-older ones are skipped, as are sets older than `max_input_age_s`. Each grounding is warm-started
-from the previous solution shifted to the new stamp (`warm_start`), as in the closed loop.
+older ones are skipped, as are sets older than `max_input_age_s`. With `warm_start` each
+grounding starts from the previous solution shifted to the new stamp, as in the closed loop.
 """
 
 from __future__ import annotations
@@ -46,8 +46,12 @@ class GroundingNodeConfig(GrounderConfig):
     latent_topic: str = '/vidplan/latent'    # + <latent_topic>/joint_states
     video_plan_topic: str = '/vidplan/video_plan'
     plan_topic: str = '/vidplan/grounded_plan'   # + <plan_topic>/feasibility
-    warm_start: bool = True                  # seed each grounding with the last, shifted
-    action_velocity_scale: float = 1.0       # per-step action box = this x v_max x plan_dt_s
+    # seed each grounding with the last solution shifted to the new stamp (the pipeline's
+    # default: off, a cold start from inverse dynamics aligns better on the trained models)
+    warm_start: bool = PipelineConfig.warm_start
+    action_velocity_scale: float = PipelineConfig.action_velocity_scale  # box: x v_max x dt
+    # ... intersected with mean +- this x std of the training actions (0: off)
+    action_std_bound: float = PipelineConfig.action_std_bound
     max_input_age_s: float = 1.0             # skip observations older than this; 0 = off
     poll_rate_hz: float = 100.0              # how often the worker looks for a new set
     device: str = 'cpu'
@@ -56,6 +60,8 @@ class GroundingNodeConfig(GrounderConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive(self, 'action_velocity_scale', 'poll_rate_hz')
+        require(self.action_std_bound >= 0, 'action_std_bound', self.action_std_bound,
+                'a number of standard deviations >= 0 (0: off)')
         require(self.max_input_age_s >= 0, 'max_input_age_s', self.max_input_age_s,
                 'an age >= 0 s (0: off)')
         require(self.threads >= 0, 'threads', self.threads, 'an integer >= 0 (0: torch default)')
@@ -72,7 +78,8 @@ class GroundingNode:
         self.cfg = cfg = self.node.load_config(GroundingNodeConfig)
         self.pipeline = open_pipeline(self.node, PipelineConfig(
             model=cfg.model, device=cfg.device, threads=cfg.threads,
-            action_velocity_scale=cfg.action_velocity_scale, warm_start=cfg.warm_start,
+            action_velocity_scale=cfg.action_velocity_scale,
+            action_std_bound=cfg.action_std_bound, warm_start=cfg.warm_start,
             grounding=cfg.grounder()))
         p = self.pipeline
         self.spec = p.spec
