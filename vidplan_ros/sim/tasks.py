@@ -178,7 +178,10 @@ class ReachTask(Task):
 
 class FrankaReach(ReachTask):
     name, robot, tolerance_m = 'franka/reach', 'franka_fr3', 0.02
-    marker_radius_m = 0.05
+    # The committed franka_reach models were trained on the 2 cm sphere, which their 64 px
+    # autoencoder averages away (see models/franka_reach/README.md); a model trained on frames
+    # with marker_radius_m = 0.05 can see it.
+    marker_radius_m = 0.0
 
     @property
     def tip_link(self) -> str:
