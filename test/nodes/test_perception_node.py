@@ -180,3 +180,62 @@ def test_the_shipped_params_file_configures_the_node():
     from vidplan_ros.nodes.perception_node import PerceptionNodeConfig
     cfg = load_config(PerceptionNodeConfig, REPO / 'config' / 'perception.yaml')
     assert cfg == PerceptionNodeConfig()
+
+
+def test_g1_perception_reads_its_joints_from_lowstate_motor_slots(tmp_path):
+    """A robot commanded over unitree_hg (G1) publishes no JointState: by default perception
+    takes q from /lowstate (DDS rt/lowstate) at the spec's motor slots, and drops a LowState
+    with a wrong CRC."""
+    from vidplan_ros.core.robot_spec import load_robot_spec
+    spec = load_robot_spec('unitree_g1')
+    proc = NodeProcess(MODULE, tmp_path / 'g1.log', 'model:=g1_reach', 'rate_hz:=20.0',
+                       name='perception_g1')
+    node = create_node('perception_g1_test')
+    try:
+        t = node.msg_type
+        pub_ls = node.create_publisher('unitree_hg/msg/LowState', '/lowstate')
+        pubs = {c: node.create_publisher('sensor_msgs/msg/Image', f'/cameras/{c}/image_raw')
+                for c in ('head', 'front')}
+        joints, diag = Latest(), {}
+        subs = [node.create_subscription('sensor_msgs/msg/JointState',
+                                         '/vidplan/latent/joint_states', joints),
+                node.create_subscription('sensor_msgs/msg/Image', '/vidplan/latent',
+                                         lambda m: None)]
+        node.create_subscription('diagnostic_msgs/msg/DiagnosticArray', '/diagnostics',
+                                 lambda m: diag.update(diagnostic_values(m)))
+        spin_until(node, lambda: pub_ls.get_subscription_count() and all(
+            p.get_subscription_count() for p in pubs.values())
+            and all(s.get_publisher_count() for s in subs), 60, proc)
+        d = np.load(REPO / 'models' / 'g1_reach' / 'heldout.npz')
+        q = d['q'][0, 0].astype(np.float64)
+        full = np.zeros(cv.UNITREE_MOTORS)
+        full[list(spec.unitree.motor_indices)] = q
+        full[:12] = 9.0                 # legs: not the model's joints
+
+        def lowstates(q_full, n, crc_ok=True):
+            for k in range(n):
+                msg = cv.lowstate_msg(t, k, 5, q_full, np.zeros(cv.UNITREE_MOTORS),
+                                      np.zeros(cv.UNITREE_MOTORS))
+                if not crc_ok:
+                    msg.crc = (msg.crc + 1) & 0xFFFFFFFF
+                pub_ls.publish(msg)
+                node.spin(timeout_s=0.01)
+
+        wrong = full.copy()
+        wrong[list(spec.unitree.motor_indices)] += 0.5
+        lowstates(wrong, 3, crc_ok=False)          # a wrong CRC: dropped, never used
+        lowstates(full, 10)
+        stamp = node.now_ns()
+        for i, cam in enumerate(('head', 'front')):
+            pubs[cam].publish(cv.image_msg(t, stamp, cam, d['images'][0, 0, i], 'rgb8'))
+        lowstates(full, 10)
+        spin_until(node, lambda: stamp in joints.by_stamp, 30, proc)
+        js = joints.by_stamp[stamp]
+        assert list(js.name) == list(spec.joint_names)
+        np.testing.assert_allclose(js.position, q, atol=1e-9)
+        spin_until(node, lambda: int(diag.get('perception_g1: perception', {}).get(
+            'dropped_joint_state', 0)) >= 1, 10, proc)
+        assert 'wrong CRC' in proc.output() and 'Traceback' not in proc.output()
+    finally:
+        proc.stop()
+        node.shutdown()

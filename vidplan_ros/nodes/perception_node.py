@@ -3,6 +3,8 @@
 in   /cameras/<cam>/image_raw               sensor_msgs/Image rgb8|bgr8|mono8 (image_transport raw)
 in   /cameras/<cam>/image_raw/compressed    sensor_msgs/CompressedImage JPEG|PNG (... compressed)
 in   <joint_states_topic> (/joint_states)   sensor_msgs/JointState, joints matched by name
+ or  <lowstate_topic> (the spec's, /lowstate) unitree_hg/LowState, q from the robot spec's motor
+                                            slots (joint_source lowstate; stamped on receipt)
 out  /vidplan/latent                        sensor_msgs/Image 32FC1, V*C*h rows x w columns
 out  /vidplan/latent/joint_states           sensor_msgs/JointState, the robot spec's joints
 out  /diagnostics                           decode/encode ms p50, latent rate, drops (1 Hz)
@@ -47,7 +49,10 @@ class PerceptionNodeConfig:
     model: str = 'franka_reach'          # model set under models/, or a directory
     cameras: tuple[str, ...] = ()        # topic names feeding the model's views; () = its own
     image_transport: str = 'raw'         # raw: .../image_raw; compressed: .../compressed
+    joint_source: str = ''               # joint_states | lowstate; '' = the robot spec's
+                                         # (lowstate for robots commanded over unitree_hg)
     joint_states_topic: str = '/joint_states'
+    lowstate_topic: str = ''             # '' = the robot spec's (G1: /lowstate = rt/lowstate)
     latent_topic: str = '/vidplan/latent'    # + <latent_topic>/joint_states
     max_skew_s: float = 0.05             # frames of one observation lie within this
     joint_max_skew_s: float = 0.05       # nearest joint sample this close if none brackets
@@ -59,6 +64,8 @@ class PerceptionNodeConfig:
     def __post_init__(self) -> None:
         require(self.image_transport in ('raw', 'compressed'), 'image_transport',
                 self.image_transport, 'raw or compressed')
+        require(self.joint_source in ('', 'joint_states', 'lowstate'), 'joint_source',
+                self.joint_source, "'' (the robot's), joint_states or lowstate")
         require_positive(self, 'max_skew_s', 'joint_max_skew_s', 'rate_hz', 'poll_rate_hz')
         require(self.threads >= 0, 'threads', self.threads, 'an integer >= 0 (0: torch default)')
         require(len(set(self.cameras)) == len(self.cameras), 'cameras', self.cameras,
@@ -95,8 +102,18 @@ class PerceptionNode:
             n.create_subscription(
                 'sensor_msgs/msg/CompressedImage' if compressed else 'sensor_msgs/msg/Image',
                 topic, lambda m, c=cam: self._on_frame(c, m), QOS_SENSOR_DATA)
-        n.create_subscription('sensor_msgs/msg/JointState', cfg.joint_states_topic,
-                              self._on_joint_state, QOS_SENSOR_DATA)
+        i = self.spec.interfaces
+        self.joint_source = cfg.joint_source or (
+            'lowstate' if i.command_interface.startswith('unitree') else 'joint_states')
+        if self.joint_source == 'lowstate':
+            self.joint_topic = cfg.lowstate_topic or i.lowstate_topic or '/lowstate'
+            self.slots = np.asarray(self.spec.unitree.motor_indices)
+            n.create_subscription('unitree_hg/msg/LowState', self.joint_topic,
+                                  self._on_lowstate, QOS_SENSOR_DATA)
+        else:
+            self.joint_topic = cfg.joint_states_topic
+            n.create_subscription('sensor_msgs/msg/JointState', cfg.joint_states_topic,
+                                  self._on_joint_state, QOS_SENSOR_DATA)
         self.pub_latent = n.create_publisher('sensor_msgs/msg/Image', cfg.latent_topic)
         self.pub_joints = n.create_publisher('sensor_msgs/msg/JointState',
                                              cfg.latent_topic + '/joint_states')
@@ -125,7 +142,28 @@ class PerceptionNode:
             self.stats.drop('joint_state', f'ignored a joint state with non-finite positions '
                             f'{q.tolist()}')
             return
-        stamp = self._stamp_ns(msg)
+        self._add_joints(self._stamp_ns(msg), q)
+
+    def _on_lowstate(self, msg: Any) -> None:
+        """q of the spec's joints from their LowState motor slots; LowState has no header, so
+        the sample is stamped on receipt (the node's clock: /clock under use_sim_time)."""
+        from vidplan_ros.transport.unitree_crc import lowstate_crc_ok
+        if not lowstate_crc_ok(msg):
+            self.stats.drop('joint_state', 'ignored a LowState with a wrong CRC',
+                            throttle_s=10.0)
+            return
+        try:
+            q = cv.lowstate_arrays(msg)['q'][self.slots]
+        except cv.MessageError as exc:
+            self.stats.drop('joint_state', f'ignored a LowState: {exc}', throttle_s=10.0)
+            return
+        if not np.all(np.isfinite(q)):
+            self.stats.drop('joint_state', f'ignored a LowState with non-finite positions '
+                            f'{q.tolist()}', throttle_s=10.0)
+            return
+        self._add_joints(self.node.now_ns(), q)
+
+    def _add_joints(self, stamp: int, q: np.ndarray) -> None:
         i = bisect.bisect(self.joint_stamps, stamp)
         self.joint_stamps.insert(i, stamp)
         self.joint_q.insert(i, q)
@@ -206,14 +244,14 @@ class PerceptionNode:
             ts = self.joint_stamps
             if not ts:
                 self.node.logger.warning(f'waiting for joint states on '
-                                         f'{self.cfg.joint_states_topic}', throttle_s=5.0)
+                                         f'{self.joint_topic}', throttle_s=5.0)
                 return
             if stamp_ns - int(_JOINT_WAIT_S * 1e9) <= ts[-1] <= stamp_ns + int(
                     self.cfg.joint_max_skew_s * 1e9):
                 return  # joint states are flowing: one at or after these frames may still come
             self.last_stamp_ns = stamp_ns
             newest = f'the newest at {ts[-1] * 1e-9:.3f} s'
-            self.stats.drop('no_joint_state', f'no joint state on {self.cfg.joint_states_topic} '
+            self.stats.drop('no_joint_state', f'no joint state on {self.joint_topic} '
                             f'within joint_max_skew_s={self.cfg.joint_max_skew_s} s of the frames '
                             f'at {stamp_ns * 1e-9:.3f} s ({newest}); skipped them')
             return
