@@ -51,9 +51,9 @@ SIM_KEY = 'vidplan_sim: episode'
 class GraphRun:
     """The graph's processes under a Supervisor in a thread; a test node on sim time."""
 
-    def __init__(self, out_dir: Path, episodes: int) -> None:
+    def __init__(self, out_dir: Path, episodes: int, episode_time_s: float) -> None:
         specs = sim_graph('franka', 'reach', episodes=episodes, out_dir=out_dir, seed=0,
-                          episode_time_s=EPISODE_TIME_S, realtime_factor=REALTIME_FACTOR)
+                          episode_time_s=episode_time_s, realtime_factor=REALTIME_FACTOR)
         # The planner is killed on purpose: that must not stop the graph.
         specs = [dataclasses.replace(s, required=False) if s.name == 'planner' else s
                  for s in specs]
@@ -108,7 +108,8 @@ def _run_graph(out_dir: Path, episodes: int, kill_planner: bool) -> dict:
     executor to stop tracking."""
     t0 = time.monotonic()
     deadline = t0 + WALL_LIMIT_S
-    run = GraphRun(out_dir, episodes)
+    # killing: a long episode (tracking may take a few plans to start); the run stops itself
+    run = GraphRun(out_dir, episodes, 20.0 if kill_planner else EPISODE_TIME_S)
     record: dict = {'out_dir': out_dir}
     try:
         run.start()
@@ -127,10 +128,17 @@ def _run_graph(out_dir: Path, episodes: int, kill_planner: bool) -> dict:
                                        for h in run.exec_history[n_before:]), deadline,
                            'the executor to stop tracking after the planner was killed')
             record['hold_wall_s'] = time.monotonic() - kill_wall
-            record['exec_after_kill'] = next(h for h in run.exec_history[n_before:]
-                                             if h['mode'] in ('decelerate', 'hold'))
-        # the last episode ends on its episode time: the sim exits and the graph stops
-        run.spin_until(lambda: run.code is not None, deadline, 'the graph to end')
+            after = next(h for h in run.exec_history[n_before:]
+                         if h['mode'] in ('decelerate', 'hold'))
+            record['exec_after_kill'] = after
+            # watch the commands for another 1.5 s of sim time (the deceleration), then stop
+            stop_at = float(after['tracking_ended_s']) + 1.5
+            run.spin_until(lambda: run.node.now_s() > stop_at, deadline,
+                           'the commands after the stop')
+            run.sup.stop()
+        else:
+            # the last episode ends on its episode time: the sim exits and the graph stops
+            run.spin_until(lambda: run.code is not None, deadline, 'the graph to end')
         record['code'] = run.code
         record['sim_status'] = dict(run.diag.get(SIM_KEY, {}))
         record['exec_final'] = dict(run.diag.get(EXEC_KEY, {}))
@@ -221,8 +229,8 @@ def test_killing_the_planner_makes_the_executor_hold_within_the_stale_plan_timeo
     # the commands after the stop slow down: the last chunk is (nearly) stationary
     final = [c for c in graph_run['chunks']
              if cv.time_to_ns(c.header.stamp) * 1e-9 > ended_s + 1.0]
-    if final:
-        _, _, vel = cv.joint_trajectory_arrays(final[-1], SPEC.joint_names)
-        assert np.abs(vel).max() < 1e-3, vel
+    assert final
+    _, _, vel = cv.joint_trajectory_arrays(final[-1], SPEC.joint_names)
+    assert np.abs(vel).max() < 1e-3, vel
     print(f'checked {len(graph_run["chunks"])} executor commands of this run '
           f'({check_commands(graph_run["chunks"])} points), {len(final)} after the stop')
