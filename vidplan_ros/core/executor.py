@@ -71,12 +71,12 @@ class ExecutorConfig:
     position_margin_rad: float = -1.0     # < 0: the robot spec's (ROS parameters cannot be null)
     stale_plan_s: float = 1.0             # plan older than this (from its stamp) -> stop
     stale_observation_s: float = 0.1
-    max_future_stamp_s: float = 0.05      # stamps further ahead of now: clock mismatch
+    max_future_stamp_s: float = 0.25      # stamps further ahead of now: clock mismatch
     max_dynamics_residual: float = 0.1
     min_alignment: float = -1.0           # cosine alignment gate; -1 = off
-    max_start_deviation_rad: float = 0.2
+    max_start_deviation_rad: float = 0.4
     max_splice_velocity_change_rad_s: float = 1.0
-    splice_blend_s: float = 0.1
+    splice_blend_s: float = 0.2
     tracking_time_constant_s: float = 0.05
     max_plan_points: int = 10000
     max_plan_horizon_s: float = 30.0
