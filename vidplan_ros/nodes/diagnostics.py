@@ -37,3 +37,24 @@ class Diagnostics:
 def diagnostic_values(msg: Any) -> dict[str, dict[str, str]]:
     """{status name: {key: value}} of a received DiagnosticArray (for tools and tests)."""
     return {s.name: {kv.key: kv.value for kv in s.values} for s in msg.status}
+
+
+def with_callback_errors(node: Node, level: int, values: dict[str, Any]) -> int:
+    """``level`` raised to ERROR (and the count added to ``values``) when one of ``node``'s
+    callbacks raised: the DDS backend logs and counts those instead of dying."""
+    errors = getattr(node, 'callback_errors', 0)
+    if errors:
+        values['callback_errors'] = errors
+        return ERROR
+    return level
+
+
+def spin(adapter: Any) -> int:
+    """Spin ``adapter.node`` until Ctrl-C / shutdown, then ``adapter.close()``; exit code 0."""
+    try:
+        adapter.node.spin()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        adapter.close()
+    return 0

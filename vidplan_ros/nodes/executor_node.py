@@ -24,7 +24,7 @@ import numpy as np
 from vidplan_ros.core.config import require, require_positive
 from vidplan_ros.core.executor import Command, Executor, ExecutorConfig, GroundedPlan
 from vidplan_ros.core.robot_spec import RobotSpec, load_robot_spec
-from vidplan_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics
+from vidplan_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics, spin
 from vidplan_ros.transport import create_node
 from vidplan_ros.transport import convert as cv
 
@@ -266,14 +266,7 @@ class ExecutorNode:
 
 
 def main(argv: list[str] | None = None) -> int:
-    node = ExecutorNode(sys.argv if argv is None else argv)
-    try:
-        node.node.spin()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.close()
-    return 0
+    return spin(ExecutorNode(sys.argv if argv is None else argv))
 
 
 if __name__ == '__main__':

@@ -31,7 +31,7 @@ import numpy as np
 from vidplan_ros.core.baselines import GrounderConfig
 from vidplan_ros.core.config import require, require_positive
 from vidplan_ros.core.errors import VidplanError
-from vidplan_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics
+from vidplan_ros.nodes.diagnostics import OK, WARN, Diagnostics, spin, with_callback_errors
 from vidplan_ros.nodes.stage import StageStats, StampMatcher, open_pipeline
 from vidplan_ros.runtime.pipeline import PipelineConfig, Replan
 from vidplan_ros.transport import create_node
@@ -183,9 +183,7 @@ class GroundingNode:
                   'last_stamp_s': f'{max(self.last_stamp_ns, 0) * 1e-9:.6f}',
                   **{k: f'{v:.6g}' for k, v in self.figures.items()},
                   **self.stats.values(('ground', 'age'), ('plan',))}
-        if getattr(self.node, 'callback_errors', 0):  # dds backend: a callback raised
-            level = ERROR
-            values['callback_errors'] = self.node.callback_errors
+        level = with_callback_errors(self.node, level, values)
         self.diag.publish(self.node.now_ns(), {'grounding': (level, message, values)})
 
     def close(self) -> None:
@@ -193,14 +191,7 @@ class GroundingNode:
 
 
 def main(argv: list[str] | None = None) -> int:
-    node = GroundingNode(sys.argv if argv is None else argv)
-    try:
-        node.node.spin()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.close()
-    return 0
+    return spin(GroundingNode(sys.argv if argv is None else argv))
 
 
 if __name__ == '__main__':

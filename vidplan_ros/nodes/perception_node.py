@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from vidplan_ros.core.config import require, require_positive
-from vidplan_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics
+from vidplan_ros.nodes.diagnostics import OK, WARN, Diagnostics, spin, with_callback_errors
 from vidplan_ros.nodes.stage import StageStats, open_pipeline
 from vidplan_ros.runtime.pipeline import PipelineConfig
 from vidplan_ros.transport import QOS_SENSOR_DATA, create_node
@@ -293,9 +293,7 @@ class PerceptionNode:
                   'missing_cameras': ' '.join(missing),
                   'last_stamp_s': f'{max(self.last_stamp_ns, 0) * 1e-9:.6f}',
                   **self.stats.values(('decode', 'encode', 'age'), ('latent',))}
-        if getattr(self.node, 'callback_errors', 0):  # dds backend: a callback raised
-            level = ERROR
-            values['callback_errors'] = self.node.callback_errors
+        level = with_callback_errors(self.node, level, values)
         self.diag.publish(self.node.now_ns(), {'perception': (level, message, values)})
 
     def close(self) -> None:
@@ -303,14 +301,7 @@ class PerceptionNode:
 
 
 def main(argv: list[str] | None = None) -> int:
-    node = PerceptionNode(sys.argv if argv is None else argv)
-    try:
-        node.node.spin()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.close()
-    return 0
+    return spin(PerceptionNode(sys.argv if argv is None else argv))
 
 
 if __name__ == '__main__':
