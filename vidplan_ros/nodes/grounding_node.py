@@ -32,7 +32,8 @@ from vidplan_ros.core.baselines import GrounderConfig
 from vidplan_ros.core.config import require, require_positive
 from vidplan_ros.core.errors import VidplanError
 from vidplan_ros.nodes.diagnostics import OK, WARN, Diagnostics, spin, with_callback_errors
-from vidplan_ros.nodes.stage import StageStats, StampMatcher, open_pipeline
+from vidplan_ros.nodes.stage import (StageStats, StampMatcher, open_pipeline,
+                                      put_latent_joint_state)
 from vidplan_ros.runtime.pipeline import PipelineConfig, Replan
 from vidplan_ros.transport import create_node
 from vidplan_ros.transport import convert as cv
@@ -113,14 +114,7 @@ class GroundingNode:
         self.match.put(name, cv.time_to_ns(msg.header.stamp), value)
 
     def _on_joint_state(self, msg: Any) -> None:
-        try:
-            q, _ = cv.joint_state_arrays(msg, self.spec.joint_names)
-            if not np.all(np.isfinite(q)):
-                raise cv.MessageError(f'non-finite joint positions {q.tolist()}')
-        except cv.MessageError as exc:
-            self.stats.drop('bad_joint_state', f'ignored a latent joint state: {exc}')
-            return
-        self.match.put('joint_state', cv.time_to_ns(msg.header.stamp), q)
+        put_latent_joint_state(msg, self.spec.joint_names, self.stats, self.match)
 
     # --- work ---------------------------------------------------------------------------------
     def _work(self) -> None:

@@ -144,3 +144,18 @@ class StampMatcher:
         if ready is not None:
             self.last_taken_ns = ready[0]
         return ready
+
+
+def put_latent_joint_state(msg: Any, joint_names: tuple[str, ...], stats: StageStats,
+                           match: StampMatcher) -> None:
+    """File a `/vidplan/latent/joint_states` message (joints by name, finite) under its stamp as
+    the 'joint_state' input of `match`, or drop it with a counted warning."""
+    from vidplan_ros.transport import convert as cv
+    try:
+        q, _ = cv.joint_state_arrays(msg, joint_names)
+        if not np.all(np.isfinite(q)):
+            raise cv.MessageError(f'non-finite joint positions {q.tolist()}')
+    except cv.MessageError as exc:
+        stats.drop('bad_joint_state', f'ignored a latent joint state: {exc}')
+        return
+    match.put('joint_state', cv.time_to_ns(msg.header.stamp), q)
