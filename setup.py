@@ -5,7 +5,6 @@
 """
 
 import os
-from glob import glob
 
 from setuptools import find_packages, setup
 
