@@ -103,3 +103,18 @@ def test_episode_config_validates():
         EpisodeConfig(max_time_s=0.0)
     cfg = EpisodeConfig()
     assert dataclasses.replace(cfg, replan_period_s=0.1).replan_period_s == 0.1
+
+
+def test_plan_hook_corrupts_the_grounded_plan_and_imagine_is_still_timed(pipe: Pipeline, env):
+    frames = _frames(env, pipe, 1003)
+    seen = {}
+
+    def hook(z0, q0, plan):
+        seen['plan'] = plan.copy()
+        return np.repeat(z0[None], len(plan), axis=0)      # "nothing moves"
+
+    pipe.reset()
+    rp = pipe.replan(frames, env.q(), 0.0, plan_hook=hook)
+    np.testing.assert_array_equal(rp.video_plan, np.repeat(rp.z0[None], pipe.horizon, 0))
+    assert rp.timings_s['imagine'] > 1e-4 and seen['plan'].shape == rp.video_plan.shape
+    assert not np.allclose(seen['plan'], rp.video_plan)

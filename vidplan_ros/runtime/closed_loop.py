@@ -132,9 +132,8 @@ def _replan(pipeline: Pipeline, frames: dict[str, np.ndarray], q: np.ndarray, t:
             index: int, plan_hook: PlanHook | None) -> Replan:
     if plan_hook is None:
         return pipeline.replan(frames, q, t)
-    z0 = pipeline.encode(pipeline.preprocess(frames))
-    plan = plan_hook(index, z0, q, pipeline.imagine(z0, q))
-    return pipeline.replan(frames, q, t, video_plan=plan)
+    return pipeline.replan(frames, q, t,
+                           plan_hook=lambda z0, q0, plan: plan_hook(index, z0, q0, plan))
 
 
 def _mean(x: list[float]) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -215,8 +216,12 @@ class Pipeline:
         return shift_warm_start(last.result, steps)
 
     def replan(self, images: dict[str, np.ndarray], q0_rad: np.ndarray, stamp_s: float,
-               video_plan: np.ndarray | None = None) -> Replan:
-        """Encode, imagine (unless ``video_plan`` is given), ground; remember for warm starts."""
+               video_plan: np.ndarray | None = None,
+               plan_hook: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None
+               = None) -> Replan:
+        """Encode, imagine (unless ``video_plan`` is given), pass the plan through
+        ``plan_hook(z0, q0, plan)`` if given (corruptions; not counted as imagine time),
+        ground; remember for warm starts."""
         q0 = np.asarray(q0_rad, np.float32).reshape(-1)
         if q0.shape != (self._n,) or not np.isfinite(q0).all():
             raise VidplanError(f'joint positions must be {self._n} finite values (rad); got '
@@ -226,8 +231,12 @@ class Pipeline:
         t1 = time.perf_counter()
         plan = self.imagine(z0, q0) if video_plan is None else np.asarray(video_plan, np.float32)
         t2 = time.perf_counter()
+        if plan_hook is not None:
+            plan = np.asarray(plan_hook(z0, q0, plan), np.float32)
+        t2b = time.perf_counter()
         result = self.ground(z0, q0, plan, self.warm_start_at(stamp_s))
         t3 = time.perf_counter()
+        t3 -= t2b - t2          # the hook's time is neither imagining nor grounding
         out = Replan(stamp_s=float(stamp_s), z0=z0, video_plan=plan, result=result,
                      plan=self.to_plan(result, stamp_s),
                      timings_s={'encode': t1 - t0, 'imagine': t2 - t1, 'ground': t3 - t2})
