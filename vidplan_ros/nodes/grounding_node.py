@@ -34,7 +34,7 @@ from vidplan_ros.core.errors import VidplanError
 from vidplan_ros.nodes.diagnostics import OK, WARN, Diagnostics, spin, with_callback_errors
 from vidplan_ros.nodes.stage import (StageStats, StampMatcher, open_pipeline,
                                       put_latent_joint_state)
-from vidplan_ros.runtime.pipeline import PipelineConfig, Replan
+from vidplan_ros.runtime.pipeline import PipelineConfig
 from vidplan_ros.transport import create_node
 from vidplan_ros.transport import convert as cv
 
@@ -131,17 +131,14 @@ class GroundingNode:
             return
         p = self.pipeline
         z0, q0, video_plan = inputs['latent'], inputs['joint_state'], inputs['video_plan']
-        warm = p.warm_start_at(stamp_s)
         t0 = time.perf_counter()
         try:
-            result = p.ground(z0, q0, video_plan, warm)
-            plan = p.to_plan(result, stamp_s)
+            done = p.ground_plan(z0, q0, video_plan, stamp_s)
         except (VidplanError, ValueError, RuntimeError) as exc:
             self.stats.drop('grounding_failed', f'grounding failed: {type(exc).__name__}: {exc}')
             return
         ground_s = time.perf_counter() - t0
-        self._remember(Replan(stamp_s=stamp_s, z0=z0, video_plan=video_plan, result=result,
-                              plan=plan, timings_s={'ground': ground_s}))
+        plan = done.plan
         figures = (plan.dynamics_residual, plan.alignment)
         if not (np.all(np.isfinite(plan.positions_rad)) and np.all(np.isfinite(figures))):
             self.stats.drop('non_finite_plan', 'the grounded plan or its figures are not '
@@ -154,17 +151,11 @@ class GroundingNode:
             t, stamp_ns, self.spec.joint_names, plan.times_from_stamp_s, plan.positions_rad,
             velocities=plan.velocities_rad_s))
         self.grounded += 1
-        self.warm_starts += warm is not None
+        self.warm_starts += done.warm_started
         self.figures = {'dynamics_residual': figures[0], 'alignment': figures[1]}
         self.stats.latency('ground', ground_s)
         self.stats.latency('age', age_s + time.perf_counter() - t0)
         self.stats.event('plan')
-
-    def _remember(self, replan: Replan) -> None:
-        # Pipeline.replan keeps its last pass for `warm_start_at`; this node runs only the
-        # grounding stage, so it records its pass the same way and the closed loop's warm-start
-        # rule applies unchanged.
-        self.pipeline._last = replan
 
     def _publish_status(self) -> None:
         drops = self.stats.new_drops()

@@ -95,7 +95,8 @@ class Replan:
     video_plan: np.ndarray         # (H, V, C, h, w)
     result: GroundingResult
     plan: GroundedPlan
-    timings_s: dict[str, float]    # encode, imagine, ground
+    timings_s: dict[str, float]    # encode, imagine, ground (the stages this pass ran)
+    warm_started: bool = False     # grounding started from the previous pass
 
 
 class Pipeline:
@@ -215,17 +216,30 @@ class Pipeline:
             return None
         return shift_warm_start(last.result, steps)
 
+    def ground_plan(self, z0: np.ndarray, q0_rad: np.ndarray, video_plan: np.ndarray,
+                    stamp_s: float) -> Replan:
+        """Ground ``video_plan`` made from the observation ``(z0, q0)`` stamped ``stamp_s``,
+        warm-started from the previous pass (``warm_start_at``), as a joint plan; remembered
+        for the next pass's warm start. The grounding stage alone (the grounding node)."""
+        q0 = self._joints(q0_rad)
+        warm = self.warm_start_at(stamp_s)
+        t0 = time.perf_counter()
+        result = self.ground(z0, q0, video_plan, warm)
+        out = Replan(stamp_s=float(stamp_s), z0=z0, video_plan=video_plan, result=result,
+                     plan=self.to_plan(result, stamp_s),
+                     timings_s={'ground': time.perf_counter() - t0},
+                     warm_started=warm is not None)
+        self._last = out
+        return out
+
     def replan(self, images: dict[str, np.ndarray], q0_rad: np.ndarray, stamp_s: float,
                video_plan: np.ndarray | None = None,
                plan_hook: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None
                = None) -> Replan:
         """Encode, imagine (unless ``video_plan`` is given), pass the plan through
-        ``plan_hook(z0, q0, plan)`` if given (corruptions; not counted as imagine time),
-        ground; remember for warm starts."""
-        q0 = np.asarray(q0_rad, np.float32).reshape(-1)
-        if q0.shape != (self._n,) or not np.isfinite(q0).all():
-            raise VidplanError(f'joint positions must be {self._n} finite values (rad); got '
-                               f'{np.asarray(q0_rad).tolist()}')
+        ``plan_hook(z0, q0, plan)`` if given (corruptions; not counted as imagine time), then
+        :meth:`ground_plan`."""
+        q0 = self._joints(q0_rad)
         t0 = time.perf_counter()
         z0 = self.encode(self.preprocess(images))
         t1 = time.perf_counter()
@@ -233,16 +247,17 @@ class Pipeline:
         t2 = time.perf_counter()
         if plan_hook is not None:
             plan = np.asarray(plan_hook(z0, q0, plan), np.float32)
-        t2b = time.perf_counter()
-        result = self.ground(z0, q0, plan, self.warm_start_at(stamp_s))
-        t3 = time.perf_counter()
-        t3 -= t2b - t2          # the hook's time is neither imagining nor grounding
-        out = Replan(stamp_s=float(stamp_s), z0=z0, video_plan=plan, result=result,
-                     plan=self.to_plan(result, stamp_s),
-                     timings_s={'encode': t1 - t0, 'imagine': t2 - t1, 'ground': t3 - t2})
-        self._last = out
+        out = self.ground_plan(z0, q0, plan, stamp_s)
+        out.timings_s.update(encode=t1 - t0, imagine=t2 - t1)
         self._count += 1
         return out
+
+    def _joints(self, q0_rad: np.ndarray) -> np.ndarray:
+        q0 = np.asarray(q0_rad, np.float32).reshape(-1)
+        if q0.shape != (self._n,) or not np.isfinite(q0).all():
+            raise VidplanError(f'joint positions must be {self._n} finite values (rad); got '
+                               f'{np.asarray(q0_rad).tolist()}')
+        return q0
 
     def with_method(self, method: str) -> Pipeline:
         """The same models with another grounding method (shares the loaded weights)."""
