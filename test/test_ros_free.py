@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ROS_FREE = ('core', 'nn', 'runtime', 'sim', 'data')
+ROS_FREE = ('core', 'nn', 'runtime', 'eval', 'sim', 'data')
 
 CHILD = textwrap.dedent("""
     import importlib, importlib.abc, pkgutil, sys

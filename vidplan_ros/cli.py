@@ -64,7 +64,7 @@ DELEGATES: dict[str, tuple[str, str]] = {
     'bag': ('vidplan_ros.data.bags', 'inspect a bag: topics, counts, metadata'),
     'train': ('vidplan_ros.nn.train', 'train the model set of a task from bags'),
     'bench': ('vidplan_ros.cli_bench', 'benchmarks: `vidplan bench sim|transport|grounding`'),
-    'eval': ('vidplan_ros.runtime.evaluate',
+    'eval': ('vidplan_ros.eval.evaluate',
              'closed-loop success of grounding methods under video-plan corruptions'),
 }
 

@@ -8,7 +8,7 @@ import sys
 BENCHES = {
     'sim': 'vidplan_ros.sim.bench',              # physics steps/s, rendered frames/s
     'transport': 'vidplan_ros.transport.bench',  # DDS round-trip latency, (de)serialisation
-    'grounding': 'vidplan_ros.runtime.bench_grounding',  # ms per replan per grounding method
+    'grounding': 'vidplan_ros.eval.bench_grounding',  # ms per replan per grounding method
 }
 
 

@@ -1,4 +1,4 @@
-"""runtime.pipeline and runtime.closed_loop on a committed model set and the real sim."""
+"""runtime.pipeline and eval.closed_loop on a committed model set and the real sim."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from vidplan_ros.core.errors import VidplanError
 from vidplan_ros.core.executor import Executor, ExecutorConfig
-from vidplan_ros.runtime.closed_loop import EpisodeConfig, make_env, run_closed_loop
+from vidplan_ros.eval.closed_loop import EpisodeConfig, make_env, run_closed_loop
 from vidplan_ros.runtime.pipeline import Pipeline, PipelineConfig, model_dir_for
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vidplan_ros.runtime.closed_loop import EpisodeOutcome
+from vidplan_ros.eval.closed_loop import EpisodeOutcome
 
 __all__ = ['episode_outcome', 'load_results', 'plot_latency', 'plot_success', 'summarize',
            'to_markdown', 'wilson_interval', 'write_results']
@@ -169,7 +169,7 @@ def to_markdown(result: dict[str, Any]) -> str:
               'time to success over the successful episodes; grounding wall time per replan '
               'over all replans; the world-model rollout alignment (cosine to the video plan) '
               'and relative dynamics residual of the grounded plans, replan-weighted; plans the '
-              'executor rejected / replans. Corruptions: `vidplan_ros/runtime/corruptions.py`'
+              'executor rejected / replans. Corruptions: `vidplan_ros/eval/corruptions.py`'
               + ''.join(f'; {k}: {v}' for k, v in sources.items()) + '.']
     return '\n'.join(lines) + '\n'
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vidplan_ros.core.errors import ConfigValueError
-from vidplan_ros.runtime.corruptions import (CORRUPTIONS, CorruptionConfig, PlanCorruptor,
+from vidplan_ros.eval.corruptions import (CORRUPTIONS, CorruptionConfig, PlanCorruptor,
                                              blur_video, corrupt, drop_indices,
                                              duplicate_indices, frame_drop, frame_duplicate,
                                              latent_noise, motion_blur)

@@ -8,9 +8,9 @@ import pytest
 from vidplan_ros import cli
 from vidplan_ros.core.errors import VidplanError
 from vidplan_ros.core.executor import ExecutorConfig
-from vidplan_ros.runtime.eval_report import (episode_outcome, load_results, summarize,
+from vidplan_ros.eval.eval_report import (episode_outcome, load_results, summarize,
                                              to_markdown, wilson_interval)
-from vidplan_ros.runtime.evaluate import (GATE_OFF_RESIDUAL, EvalConfig, executor_config_for,
+from vidplan_ros.eval.evaluate import (GATE_OFF_RESIDUAL, EvalConfig, executor_config_for,
                                           parse_seeds, run_eval)
 
 TINY = ['--task', 'franka/reach', '--methods', 'gvp_wm,inverse_dynamics', '--corruptions',

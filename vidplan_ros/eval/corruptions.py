@@ -5,7 +5,7 @@ Every corruption maps a latent video plan ``(H, V, C, h, w)`` (``plan[k]`` imagi
 ones that need pictures go through the model set's decoder and encoder. Randomness comes only
 from the ``numpy.random.Generator`` passed in, so a corruption is a pure, deterministic function
 of its inputs. :class:`PlanCorruptor` turns one into the ``plan_hook`` of
-:func:`vidplan_ros.runtime.closed_loop.run_closed_loop`, seeded per (seed, episode, replan).
+:func:`vidplan_ros.eval.closed_loop.run_closed_loop`, seeded per (seed, episode, replan).
 
 - ``motion_blur``: decode, average each frame with its temporal neighbours (``blur_frames``
   frames centred on it, the observation before the first) and blur it in space (Gaussian,
@@ -33,7 +33,7 @@ from vidplan_ros.core.config import require, require_one_of
 from vidplan_ros.core.errors import VidplanError
 
 if TYPE_CHECKING:
-    from vidplan_ros.runtime.closed_loop import PlanHook
+    from vidplan_ros.eval.closed_loop import PlanHook
     from vidplan_ros.runtime.pipeline import Pipeline
     from vidplan_ros.sim.env import SimEnv
 

@@ -54,7 +54,7 @@ def collect_problems(pipeline: Any, task: str, seeds: Sequence[int],
                      ticks: int) -> tuple[list[list[Problem]], dict[str, list[float]]]:
     """Per seed, the problems of the first ``ticks`` plan steps of the scripted expert's episode,
     and the encode / imagine ms of making them."""
-    from vidplan_ros.runtime.closed_loop import make_env
+    from vidplan_ros.eval.closed_loop import make_env
     from vidplan_ros.sim.experts import make_expert
     from vidplan_ros.sim.rollout import run_episode
     env = make_env(pipeline, task)
@@ -213,7 +213,7 @@ def run_benchmark(models: Sequence[str], methods: Sequence[str], seeds: Sequence
     """Every model set in turn; ``partial``: JSON rewritten after each one (long runs)."""
     import torch
 
-    from vidplan_ros.runtime.evaluate import git_state
+    from vidplan_ros.eval.evaluate import git_state
     from vidplan_ros.sim.bench import machine_info
     torch.set_num_threads(threads)
     machine = machine_info()
@@ -234,7 +234,7 @@ def run_benchmark(models: Sequence[str], methods: Sequence[str], seeds: Sequence
 
 def main(argv: list[str] | None = None) -> int:
     from vidplan_ros.core.baselines import METHODS
-    from vidplan_ros.runtime.evaluate import parse_seeds
+    from vidplan_ros.eval.evaluate import parse_seeds
     parser = argparse.ArgumentParser(prog='vidplan bench grounding',
                                      description=__doc__.split('\n')[0])
     parser.add_argument('--models', default=','.join(MODELS))

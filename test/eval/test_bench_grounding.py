@@ -1,6 +1,6 @@
 """`vidplan bench grounding` on a real model set, tiny."""
 
-from vidplan_ros.runtime.bench_grounding import bench_model, to_markdown
+from vidplan_ros.eval.bench_grounding import bench_model, to_markdown
 
 
 def test_bench_model_times_each_method_on_real_problems():

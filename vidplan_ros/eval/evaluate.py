@@ -1,7 +1,7 @@
 """``vidplan eval``: closed-loop success of grounding methods under video-plan corruptions.
 
 Every (method, corruption) runs over the same seeds in the embedded sim with the whole stack in
-the loop (:func:`~vidplan_ros.runtime.closed_loop.run_closed_loop`: sim time stands still while
+the loop (:func:`~vidplan_ros.eval.closed_loop.run_closed_loop`: sim time stands still while
 the stack computes, so the outcome of an episode depends only on the method, the corruption and
 the seed, not on the machine, the order or the number of workers).
 
@@ -42,7 +42,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 from vidplan_ros.core.baselines import METHODS
 from vidplan_ros.core.config import require, require_one_of, require_positive
 from vidplan_ros.core.errors import VidplanError
-from vidplan_ros.runtime.corruptions import CORRUPTIONS, CorruptionConfig
+from vidplan_ros.eval.corruptions import CORRUPTIONS, CorruptionConfig
 
 __all__ = ['EvalConfig', 'Job', 'executor_config_for', 'main', 'parse_seeds', 'run_eval']
 
@@ -141,7 +141,7 @@ class _Worker:
         from vidplan_ros.core.baselines import GrounderConfig
         from vidplan_ros.core.config import load_config
         from vidplan_ros.core.executor import ExecutorConfig
-        from vidplan_ros.runtime.closed_loop import make_env
+        from vidplan_ros.eval.closed_loop import make_env
         from vidplan_ros.runtime.pipeline import Pipeline, PipelineConfig
         torch.set_num_threads(cfg.threads)
         self.cfg, self.out_dir = cfg, out_dir
@@ -155,9 +155,9 @@ class _Worker:
         self._corruptors: dict[str, Any] = {}
 
     def run(self, job: Job) -> dict[str, Any]:
-        from vidplan_ros.runtime.closed_loop import EpisodeConfig, run_closed_loop
-        from vidplan_ros.runtime.corruptions import PlanCorruptor
-        from vidplan_ros.runtime.eval_video import EpisodeVideo
+        from vidplan_ros.eval.closed_loop import EpisodeConfig, run_closed_loop
+        from vidplan_ros.eval.corruptions import PlanCorruptor
+        from vidplan_ros.eval.eval_video import EpisodeVideo
         cfg = self.cfg
         if job.method not in self._methods:
             self._methods[job.method] = self.pipeline.with_method(job.method)
@@ -287,7 +287,7 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, command: str = '',
              progress: bool = True) -> dict[str, Any]:
     """Run every episode of ``cfg``, write the result files into ``out_dir``, return the
     result dict (eval_report.py describes it)."""
-    from vidplan_ros.runtime.eval_report import summarize, write_results
+    from vidplan_ros.eval.eval_report import summarize, write_results
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = make_jobs(cfg)
@@ -334,7 +334,7 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, command: str = '',
 
 
 def _join_videos(jobs: list[Job], out_dir: Path) -> None:
-    from vidplan_ros.runtime.eval_video import concat_videos
+    from vidplan_ros.eval.eval_video import concat_videos
     groups: dict[tuple[str, str], list[Path]] = {}
     for job in jobs:
         if job.video:
@@ -441,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = config_from_args(args)
     result = run_eval(cfg, args.out, command='vidplan eval ' + shlex.join(argv),
                       progress=not args.no_progress)
-    from vidplan_ros.runtime.eval_report import to_markdown
+    from vidplan_ros.eval.eval_report import to_markdown
     print(to_markdown(result))
     print(f'wrote {args.out}/results.json, results.md, success.png, latency.png'
           + (', videos/' if cfg.video_episodes else ''))
