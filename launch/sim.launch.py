@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vidplan_launch_common import (COMMON_ARGUMENTS, declare, node_action,  # noqa: E402
                                    pipeline_actions, resolve)
 
-from vidplan_ros.launch_graph import model_info, sim_node  # noqa: E402
+from vidplan_ros.bringup.graph import model_info, sim_node  # noqa: E402
 
 ARGUMENTS = {
     'robot': ('', "robot spec of the sim ('' = the model set's robot: franka_fr3, unitree_g1)"),

@@ -1,6 +1,6 @@
 """Shared by the launch files in this directory (not a launch file itself).
 
-The node list, params files and parameters come from `vidplan_ros.launch_graph`, the same
+The node list, params files and parameters come from `vidplan_ros.bringup.graph`, the same
 description `vidplan launch` starts without ROS; this module turns it into launch_ros actions.
 Each launch file lists its arguments in a module-level `ARGUMENTS` dict literal
 (name -> (default, description)) and builds its nodes in an OpaqueFunction, where the argument
@@ -15,7 +15,7 @@ from launch.actions import DeclareLaunchArgument, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from vidplan_ros.launch_graph import NodeEntry, model_info, pipeline_nodes
+from vidplan_ros.bringup.graph import NodeEntry, model_info, pipeline_nodes
 
 PACKAGE = 'vidplan_ros'
 

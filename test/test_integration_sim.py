@@ -28,8 +28,8 @@ import pytest
 import yaml
 
 from vidplan_ros.core.robot_spec import load_robot_spec
-from vidplan_ros.launch_sim import sim_graph
-from vidplan_ros.launcher import Supervisor
+from vidplan_ros.bringup.vidplan_launch import sim_graph
+from vidplan_ros.bringup.supervisor import Supervisor
 from vidplan_ros.nodes.diagnostics import diagnostic_values
 from vidplan_ros.transport import create_node
 from vidplan_ros.transport import convert as cv

@@ -92,7 +92,7 @@ def test_literal_yaml_names_in_launch_files_exist_in_config():
 
 
 def test_graph_nodes_are_setup_console_scripts_with_existing_params_files():
-    from vidplan_ros.launch_graph import NODE_MODULES, pipeline_nodes, sim_node
+    from vidplan_ros.bringup.graph import NODE_MODULES, pipeline_nodes, sim_node
     nodes = setup_nodes()
     for exe, module in NODE_MODULES.items():
         if exe in nodes:

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from vidplan_ros.core.errors import VidplanError
-from vidplan_ros.launch_graph import (NodeEntry, param_value, pipeline_nodes, process_argv,
+from vidplan_ros.bringup.graph import (NodeEntry, param_value, pipeline_nodes, process_argv,
                                       ros_args)
-from vidplan_ros.launch_sim import format_report, main, sim_graph
+from vidplan_ros.bringup.vidplan_launch import format_report, main, sim_graph
 from vidplan_ros.nodes.monitor_node import MonitorConfig, RunRecorder, fit
 from vidplan_ros.transport.base import parse_ros_args
 
@@ -39,7 +39,7 @@ def test_sim_graph_processes_names_argv_params_and_required(tmp_path):
 
     # the sim starts through the gate, once every pipeline node publishes
     sim = list(by['sim'])
-    assert sim[:3] == [sys.executable, '-m', 'vidplan_ros.launch_gate']
+    assert sim[:3] == [sys.executable, '-m', 'vidplan_ros.bringup.gate']
     gate, command = sim[:sim.index('--')], sim[sim.index('--') + 1:]
     waits = [gate[i + 1] for i, a in enumerate(gate) if a == '--wait']
     assert waits == ['sensor_msgs/msg/Image:/vidplan/latent',
@@ -129,7 +129,7 @@ def test_cli_dry_run_lists_the_processes(capsys):
 def test_gate_starts_the_command_only_once_the_topic_has_a_writer():
     from vidplan_ros.transport import create_node
     proc = subprocess.Popen(
-        [sys.executable, '-m', 'vidplan_ros.launch_gate', '--label', 'the echo', '--timeout',
+        [sys.executable, '-m', 'vidplan_ros.bringup.gate', '--label', 'the echo', '--timeout',
          '60', '--wait', 'sensor_msgs/msg/Image:/vidplan/gate_test', '--', sys.executable,
          '-c', 'print("command ran", flush=True)'],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -151,7 +151,7 @@ def test_gate_starts_the_command_only_once_the_topic_has_a_writer():
 
 def test_gate_gives_up_naming_the_missing_topic():
     proc = subprocess.run(
-        [sys.executable, '-m', 'vidplan_ros.launch_gate', '--timeout', '0.5', '--wait',
+        [sys.executable, '-m', 'vidplan_ros.bringup.gate', '--timeout', '0.5', '--wait',
          'sensor_msgs/msg/Image:/vidplan/nobody', '--', sys.executable, '-c', 'print("no")'],
         capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3

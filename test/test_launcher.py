@@ -7,7 +7,7 @@ import sys
 import textwrap
 import time
 
-from vidplan_ros.launcher import ProcessSpec, Supervisor
+from vidplan_ros.bringup.supervisor import ProcessSpec, Supervisor
 
 PY = sys.executable
 SLEEPER = ('import signal, sys, time\n'
@@ -43,7 +43,7 @@ def test_optional_node_may_exit_and_clean_end_is_zero():
 def test_ctrl_c_stops_every_node_and_exits_zero():
     code = textwrap.dedent(f"""
         import sys
-        from vidplan_ros.launcher import ProcessSpec, run_graph
+        from vidplan_ros.bringup.supervisor import ProcessSpec, run_graph
         sleeper = {SLEEPER!r}
         sys.exit(run_graph([ProcessSpec('a', (sys.executable, '-c', sleeper)),
                             ProcessSpec('b', (sys.executable, '-c', sleeper))]))

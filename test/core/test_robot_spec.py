@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from vidplan_ros.core.errors import ConfigError, VidplanError
-from vidplan_ros.core.robot_spec import available_robots, load_robot_spec, robot_spec_path
+from vidplan_ros.core.robot_spec import (COMMAND_INTERFACES, ROBOT_ALIASES, RobotInterfaces,
+                                         available_robots, load_robot_spec, robot_spec_path)
 
 
 def test_bundled_robots_load():
@@ -34,7 +35,10 @@ def test_unitree_g1_slots_follow_lowcmd_layout():
     assert dict(zip(spec.joint_names, spec.unitree.motor_indices))['left_shoulder_pitch_joint'] \
         == 15
     assert dict(zip(spec.joint_names, spec.unitree.motor_indices))['right_wrist_yaw_joint'] == 28
-    assert spec.interfaces.lowcmd_topic == '/arm_sdk' and spec.unitree.arm_sdk_weight_slot == 29
+    assert spec.unitree.arm_sdk_weight_slot == 29
+    # both LowCmd topics come from the spec (the executor and the graph used to hard-code them)
+    assert spec.interfaces.command() == ('unitree_hg/msg/LowCmd', '/arm_sdk')
+    assert spec.interfaces.command('unitree_lowcmd') == ('unitree_hg/msg/LowCmd', '/lowcmd')
 
 
 def test_joints_matched_by_name():
@@ -81,3 +85,50 @@ def test_bad_robot_values_are_named(tmp_path, changes, key, allowed):
 def test_unknown_robot_lists_bundled_ones():
     with pytest.raises(VidplanError, match='franka_fr3'):
         load_robot_spec('kuka_iiwa')
+
+
+def test_command_interface_table_gives_type_and_topic_from_the_spec():
+    fr3 = load_robot_spec('franka_fr3').interfaces
+    assert fr3.command() == ('trajectory_msgs/msg/JointTrajectory',
+                             '/fr3_arm_controller/joint_trajectory')
+    assert fr3.command('follow_joint_trajectory') == (
+        'control_msgs/action/FollowJointTrajectory', '/fr3_arm_controller/follow_joint_trajectory')
+    assert fr3.command('joint_state_command') == ('sensor_msgs/msg/JointState', '/joint_command')
+    with pytest.raises(VidplanError, match='arm_sdk_topic'):
+        fr3.command('unitree_arm_sdk')              # an FR3 has no LowCmd topic
+    with pytest.raises(VidplanError, match='telepathy'):
+        fr3.command('telepathy')
+    # every interface's topic field exists on RobotInterfaces
+    fields = RobotInterfaces.__dataclass_fields__
+    assert all(key in fields for _, key in COMMAND_INTERFACES.values())
+
+
+def test_short_robot_names_resolve_everywhere_from_one_table():
+    from vidplan_ros.bringup.graph import command_topic
+    for short, name in ROBOT_ALIASES.items():
+        assert load_robot_spec(short).name == name
+    assert command_topic('g1', 'unitree_lowcmd') == ('unitree_hg/msg/LowCmd', '/lowcmd')
+
+
+def test_joint_aliases_match_panda_names_for_an_fr3_and_back():
+    """Isaac's Franka publishes panda_* joints; an FR3 model set reads them by alias, and a
+    Panda executor takes the fr3_* plans of that model set (issue 11, defect 5)."""
+    fr3, panda = load_robot_spec('franka_fr3'), load_robot_spec('franka_panda')
+    assert fr3.joint_aliases == panda.joint_names and panda.joint_aliases == fr3.joint_names
+    isaac = ['panda_finger_joint1', *reversed(panda.joint_names), 'panda_finger_joint2']
+    assert fr3.names_in(isaac) == panda.joint_names
+    assert [isaac[i] for i in fr3.indices_of(isaac)] == list(panda.joint_names)
+    assert panda.names_in(list(fr3.joint_names)) == fr3.joint_names
+    assert fr3.names_in(list(fr3.joint_names)) == fr3.joint_names   # own names first
+    with pytest.raises(VidplanError, match='panda_joint'):
+        fr3.indices_of(['panda_joint1', 'fr3_joint2'])             # neither set complete
+
+
+def test_joint_aliases_must_be_one_per_joint_and_new_names(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_robot_spec(str(user_robot(tmp_path, joint_aliases=['a', 'b'])))
+    assert err.value.key == 'joint_aliases'
+    with pytest.raises(ConfigError) as err:
+        load_robot_spec(str(user_robot(tmp_path, joint_aliases=[f'fr3_joint{i}'
+                                                                 for i in range(1, 8)])))
+    assert err.value.key == 'joint_aliases' and 'none of them' in str(err.value)

@@ -18,13 +18,27 @@ from vidplan_ros.core.config import (load_config, require, require_len, require_
 from vidplan_ros.core.errors import ConfigValueError, VidplanError
 from vidplan_ros.core.paths import config_dir
 
-COMMAND_INTERFACES = (
-    'joint_trajectory',     # trajectory_msgs/JointTrajectory on <controller>/joint_trajectory
-    'unitree_arm_sdk',      # unitree_hg/LowCmd on /arm_sdk (upper body, weight in slot 29)
-    'unitree_lowcmd',       # unitree_hg/LowCmd on /lowcmd (whole body)
-    'joint_state_command',  # sensor_msgs/JointState on /joint_command (Isaac Sim bridge)
-)
+# The one table of how the executor commands a robot: interface -> (ROS type, the
+# RobotInterfaces field that names its topic or action). The executor, the node graph and
+# `vidplan launch` all read it (through `RobotInterfaces.command`).
+COMMAND_INTERFACES: dict[str, tuple[str, str]] = {
+    # short chunks on <controller>/joint_trajectory (JTC topic interface, streamed)
+    'joint_trajectory': ('trajectory_msgs/msg/JointTrajectory', 'joint_trajectory_topic'),
+    # one goal per accepted plan on <controller>/follow_joint_trajectory (JTC action; rclpy)
+    'follow_joint_trajectory': ('control_msgs/action/FollowJointTrajectory',
+                                'follow_joint_trajectory_action'),
+    # upper body over the built-in controller, arm_sdk weight in motor slot 29
+    'unitree_arm_sdk': ('unitree_hg/msg/LowCmd', 'arm_sdk_topic'),
+    # whole body, motion service released
+    'unitree_lowcmd': ('unitree_hg/msg/LowCmd', 'lowcmd_topic'),
+    # Isaac Sim's ROS 2 bridge (Subscribe Joint State -> Articulation Controller)
+    'joint_state_command': ('sensor_msgs/msg/JointState', 'joint_command_topic'),
+}
 UNITREE_MOTOR_SLOTS = 35
+
+# Short robot names (CLI, `vidplan collect`) -> bundled robot spec names; written once here.
+ROBOT_ALIASES = {'franka': 'franka_fr3', 'fr3': 'franka_fr3', 'panda': 'franka_panda',
+                 'g1': 'unitree_g1'}
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,7 @@ class RobotInterfaces:
     joint_trajectory_topic: str = ''
     follow_joint_trajectory_action: str = ''
     joint_command_topic: str = ''
+    arm_sdk_topic: str = ''
     lowcmd_topic: str = ''
     lowstate_topic: str = ''
     dds_domain_id: int = 0
@@ -45,12 +60,23 @@ class RobotInterfaces:
         require_one_of(self, 'command_interface', COMMAND_INTERFACES)
         require(0 <= self.dds_domain_id <= 232, 'dds_domain_id', self.dds_domain_id,
                 'a DDS domain id in [0, 232]')
-        needed = {'joint_trajectory': 'joint_trajectory_topic',
-                  'joint_state_command': 'joint_command_topic',
-                  'unitree_arm_sdk': 'lowcmd_topic',
-                  'unitree_lowcmd': 'lowcmd_topic'}[self.command_interface]
+        needed = COMMAND_INTERFACES[self.command_interface][1]
         require(bool(getattr(self, needed)), needed, getattr(self, needed),
                 f'a topic name (command_interface is {self.command_interface!r})')
+
+    def command(self, interface: str = '') -> tuple[str, str]:
+        """(ROS type, topic or action name) the robot is commanded on over `interface`
+        ('' = `command_interface`); a clear error when this robot does not name it."""
+        chosen = interface or self.command_interface
+        if chosen not in COMMAND_INTERFACES:
+            raise VidplanError(f'command interface {chosen!r} is unknown; use one of '
+                               f'{list(COMMAND_INTERFACES)}')
+        ros_type, key = COMMAND_INTERFACES[chosen]
+        name = getattr(self, key)
+        if not name:
+            raise VidplanError(f'this robot spec sets no interfaces.{key}, so it cannot be '
+                               f'commanded over {chosen!r}; add it to the robot YAML')
+        return ros_type, name
 
 
 @dataclass(frozen=True)
@@ -94,6 +120,10 @@ class RobotSpec:
     base_link: str = ''
     tip_links: tuple[str, ...] = ()
     joint_names: tuple[str, ...] = ()
+    # The same joints under another robot spec's names, in joint_names order (e.g. FR3 <->
+    # Panda / Isaac Sim's panda_*): a model set trained on that robot drives this one, and
+    # messages naming either set are matched (`names_in`). Empty = no other names.
+    joint_aliases: tuple[str, ...] = ()
     position_min_rad: tuple[float, ...] = ()
     position_max_rad: tuple[float, ...] = ()
     velocity_max_rad_s: tuple[float, ...] = ()
@@ -122,7 +152,10 @@ class RobotSpec:
         require_len(self, n, 'position_min_rad', 'position_max_rad', 'velocity_max_rad_s',
                     'acceleration_max_rad_s2', 'jerk_max_rad_s3', 'ready_pose_rad', 'kp', 'kd')
         require_len(self, n, 'effort_max_nm', 'velocity_offset_rad_s',
-                    'deceleration_max_rad_s2', allow_empty=True)
+                    'deceleration_max_rad_s2', 'joint_aliases', allow_empty=True)
+        require(len(set(self.joint_aliases)) == len(self.joint_aliases)
+                and not set(self.joint_aliases) & set(self.joint_names), 'joint_aliases',
+                self.joint_aliases, 'unique names, none of them one of joint_names')
         require(len(self.velocity_offset_rad_s) == len(self.deceleration_max_rad_s2),
                 'deceleration_max_rad_s2', self.deceleration_max_rad_s2,
                 'set together with velocity_offset_rad_s (both lists or both empty)')
@@ -167,29 +200,48 @@ class RobotSpec:
     def num_joints(self) -> int:
         return len(self.joint_names)
 
+    def names_in(self, names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+        """This robot's joints as `names` (a message's) calls them: `joint_names`, or
+        `joint_aliases` when the message uses those (Isaac's panda_* for an FR3 model set).
+        Look them up with `cv.joint_state_arrays` & co., which name what is missing."""
+        present = set(names)
+        if self.joint_aliases and not set(self.joint_names) <= present \
+                and set(self.joint_aliases) <= present:
+            return self.joint_aliases
+        return self.joint_names
+
     def indices_of(self, names: list[str] | tuple[str, ...]) -> np.ndarray:
-        """For each of this robot's joints, its index in `names` (e.g. a JointState's names).
+        """For each of this robot's joints, its index in `names` (e.g. a JointState's names),
+        by joint name or, when `names` uses them, by `joint_aliases`.
 
         Raises `VidplanError` naming the joints that `names` lacks.
         """
         where = {name: i for i, name in enumerate(names)}
-        missing = [j for j in self.joint_names if j not in where]
+        mine = self.names_in(names)
+        missing = [j for j in mine if j not in where]
         if missing:
-            raise VidplanError(f'{self.name}: joints {missing} are missing from {list(names)}; '
-                               'check that the robot spec matches the robot')
-        return np.array([where[j] for j in self.joint_names], dtype=np.int64)
+            also = f' (or {list(self.joint_aliases)})' if self.joint_aliases else ''
+            raise VidplanError(f'{self.name}: joints {missing}{also} are missing from '
+                               f'{list(names)}; check that the robot spec matches the robot')
+        return np.array([where[j] for j in mine], dtype=np.int64)
 
 
 def _names(spec: RobotSpec, idx: np.ndarray) -> list[str]:
     return [spec.joint_names[i] for i in idx]
 
 
+def resolve_robot_name(name: str) -> str:
+    """A bundled spec name for a short one (`franka` -> `franka_fr3`); others unchanged."""
+    return ROBOT_ALIASES.get(name, name)
+
+
 def robot_spec_path(name_or_path: str) -> Path:
-    """The YAML of a bundled robot (`franka_fr3`) or an explicit path to a user's YAML."""
+    """The YAML of a bundled robot (`franka_fr3`, or short: `franka`) or a path to a user's
+    YAML."""
     path = Path(name_or_path)
     if path.suffix in ('.yaml', '.yml'):
         return path
-    return config_dir() / 'robots' / f'{name_or_path}.yaml'
+    return config_dir() / 'robots' / f'{resolve_robot_name(name_or_path)}.yaml'
 
 
 def available_robots() -> list[str]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from vidplan_ros.core.config import require, require_positive
 from vidplan_ros.core.executor import Command, Executor, ExecutorConfig, GroundedPlan
-from vidplan_ros.core.robot_spec import RobotSpec, load_robot_spec
+from vidplan_ros.core.robot_spec import COMMAND_INTERFACES, RobotSpec, load_robot_spec
 from vidplan_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics, spin
 from vidplan_ros.transport import create_node
 from vidplan_ros.transport import convert as cv
@@ -46,10 +46,8 @@ class ExecutorNodeConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def __post_init__(self) -> None:
-        require(self.interface in ('', 'joint_trajectory', 'unitree_arm_sdk', 'unitree_lowcmd',
-                                   'joint_state_command'), 'interface', self.interface,
-                "'' (the robot's) or one of joint_trajectory, unitree_arm_sdk, unitree_lowcmd, "
-                'joint_state_command')
+        require(self.interface in ('', *COMMAND_INTERFACES), 'interface', self.interface,
+                f"'' (the robot's) or one of {', '.join(COMMAND_INTERFACES)}")
         require_positive(self, 'feasibility_wait_s', 'stream_rate_hz', 'chunk_horizon_s',
                          'chunk_dt_s', 'arm_sdk_ramp_s', 'max_catch_up_s')
 
@@ -92,13 +90,7 @@ class ExecutorNode:
                                   self._on_joint_state)
         self.pub = None
         if not self.cfg.shadow:
-            topic, ros_type = {
-                'joint_trajectory': (i.joint_trajectory_topic,
-                                     'trajectory_msgs/msg/JointTrajectory'),
-                'joint_state_command': (i.joint_command_topic, 'sensor_msgs/msg/JointState'),
-                'unitree_arm_sdk': ('/arm_sdk', 'unitree_hg/msg/LowCmd'),
-                'unitree_lowcmd': ('/lowcmd', 'unitree_hg/msg/LowCmd'),
-            }[self.interface]
+            ros_type, topic = i.command(self.interface)   # the robot spec's table
             self.pub = n.create_publisher(ros_type, topic)
         period = self.dt_s if g1 else 1.0 / self.cfg.stream_rate_hz
         n.create_timer(period, self._tick)

@@ -127,6 +127,12 @@ class Node(abc.ABC):
         ...
 
     @abc.abstractmethod
+    def count_publishers(self, topic: str) -> int:
+        """How many writers of `topic` are up (start-up gates wait on this). rclpy: the ROS
+        graph's count; dds: the writers matched by this node's subscriptions of `topic`
+        (0 without one), so subscribe first."""
+
+    @abc.abstractmethod
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
         """Call `callback` every `period_s` of node-clock time (sim time under use_sim_time)."""
 

@@ -152,6 +152,12 @@ class DdsNode(Node):
         self._subs.append(sub)
         return sub
 
+    def count_publishers(self, topic: str) -> int:
+        # Every reader of a topic matches the same writers; DDS discovery has no cheaper count.
+        full = self.resolve(topic)
+        return max((s.get_publisher_count() for s in self._subs if s.topic == full),
+                   default=0)
+
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> DdsTimer:
         if not period_s > 0:
             raise ValueError(f'timer period {period_s!r} s must be > 0')

@@ -110,6 +110,9 @@ class RclpyNode(Node):
         return self.ros_node.create_subscription(self.msg_type(ros_type), topic, callback,
                                                  ros_qos(qos))
 
+    def count_publishers(self, topic: str) -> int:
+        return self.ros_node.count_publishers(topic)
+
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> Any:
         return self.ros_node.create_timer(period_s, callback)
 

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from vidplan_ros.core.errors import VidplanError
-from vidplan_ros.launch_graph import (PIPELINE_OUTPUTS, ROBOT_ALIASES, command_topic,
-                                      model_info, pipeline_nodes, process_argv, sim_node)
-from vidplan_ros.launcher import ProcessSpec, run_graph
+from vidplan_ros.core.robot_spec import resolve_robot_name
+from vidplan_ros.bringup.graph import (PIPELINE_OUTPUTS, command_topic, model_info,
+                                      pipeline_nodes, process_argv, sim_node)
+from vidplan_ros.bringup.supervisor import ProcessSpec, run_graph
 
 SHORT_ROBOT = {'franka_fr3': 'franka', 'franka_panda': 'franka', 'unitree_g1': 'g1'}
 THREAD_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS')
@@ -41,7 +42,7 @@ def thread_env(threads: int) -> dict[str, str]:
 
 def resolve_robot_task(robot: str, task: str) -> tuple[str, str, str]:
     """(robot spec name, sim task, default model set) from CLI names ('franka', 'push')."""
-    spec_name = ROBOT_ALIASES.get(robot, robot)
+    spec_name = resolve_robot_name(robot)
     short = SHORT_ROBOT.get(spec_name, spec_name)
     sim_task = task if '/' in task else f'{short}/{task}'
     return spec_name, sim_task, f'{short}_{sim_task.split("/", 1)[1]}'
@@ -71,7 +72,7 @@ def sim_graph(robot: str, task: str, episodes: int = 3, model: str = '', method:
     waits.append(f'{ros_type}:{topic}')
     sim = sim_node(spec_name, sim_task, episodes, seed, info.cameras, episode_time_s,
                    realtime_factor=realtime_factor)
-    gate = [python, '-m', 'vidplan_ros.launch_gate', '--label', 'the sim',
+    gate = [python, '-m', 'vidplan_ros.bringup.gate', '--label', 'the sim',
             '--timeout', f'{ready_timeout_s:g}']
     for wait in waits:
         gate += ['--wait', wait]
@@ -94,7 +95,7 @@ def nodes_graph(model: str, method: str = '', robot: str = '', use_sim_time: boo
                 ) -> list[ProcessSpec]:
     """The four vidplan nodes alone (the robot or simulator runs elsewhere)."""
     env = thread_env(threads)
-    robot = ROBOT_ALIASES.get(robot, robot)
+    robot = resolve_robot_name(robot)
     return [ProcessSpec(n.name.replace('vidplan_', ''), process_argv(n, python=python),
                         n.required, env)
             for n in pipeline_nodes(model, method=method, robot=robot,

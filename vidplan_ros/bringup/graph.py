@@ -1,7 +1,7 @@
 """The node graph of vidplan_ros, described once for `ros2 launch` and for `vidplan launch`.
 
 ROS-free (no `launch` imports): the launch files in launch/ turn these entries into launch_ros
-`Node` actions, and `vidplan launch` (vidplan_ros/launch_sim.py) turns them into supervised
+`Node` actions, and `vidplan launch` (vidplan_ros/bringup/vidplan_launch.py) turns them into supervised
 processes over Cyclone DDS. So both start the same executables with the same params files and
 the same parameters.
 
@@ -21,9 +21,11 @@ import yaml
 
 from vidplan_ros.core.errors import VidplanError
 from vidplan_ros.core.paths import config_dir, share_dir
+from vidplan_ros.core.robot_spec import load_robot_spec, resolve_robot_name
 
-__all__ = ['NODE_MODULES', 'ROBOT_ALIASES', 'ModelInfo', 'NodeEntry', 'model_info',
-           'pipeline_nodes', 'sim_node', 'ros_args', 'process_argv', 'param_value']
+__all__ = ['NODE_MODULES', 'PIPELINE_OUTPUTS', 'ModelInfo', 'NodeEntry', 'command_topic',
+           'model_info', 'pipeline_nodes', 'sim_node', 'ros_args', 'process_argv',
+           'param_value']
 
 # Console script (setup.py NODES) -> module with main(); `vidplan launch` runs the module with
 # the venv's interpreter when the console script is not installed next to it.
@@ -34,10 +36,6 @@ NODE_MODULES = {
     'vidplan_grounding': 'vidplan_ros.nodes.grounding_node',
     'vidplan_executor': 'vidplan_ros.nodes.executor_node',
 }
-
-# Short robot names of the CLI -> robot spec names (config/robots/<name>.yaml).
-ROBOT_ALIASES = {'franka': 'franka_fr3', 'fr3': 'franka_fr3', 'panda': 'franka_panda',
-                 'g1': 'unitree_g1'}
 
 # The topics each pipeline node publishes (a reader can wait for these writers to know the node
 # is up; nobody else writes them). Command topics depend on the robot: see `command_topic`.
@@ -98,15 +96,9 @@ class NodeEntry:
 
 
 def command_topic(robot: str, interface: str = '') -> tuple[str, str]:
-    """(ROS type, topic) the executor commands `robot` on (the robot spec's interface)."""
-    from vidplan_ros.core.robot_spec import load_robot_spec
-    spec = load_robot_spec(robot)
-    chosen = interface or spec.interfaces.command_interface
-    if chosen == 'joint_trajectory':
-        return 'trajectory_msgs/msg/JointTrajectory', spec.interfaces.joint_trajectory_topic
-    if chosen == 'joint_state_command':
-        return 'sensor_msgs/msg/JointState', spec.interfaces.joint_command_topic
-    return 'unitree_hg/msg/LowCmd', '/arm_sdk' if chosen == 'unitree_arm_sdk' else '/lowcmd'
+    """(ROS type, topic or action) the executor commands `robot` on: the robot spec's
+    interface, or `interface` (core.robot_spec.COMMAND_INTERFACES is the one table)."""
+    return load_robot_spec(robot).interfaces.command(interface)
 
 
 def pipeline_nodes(model: str, method: str = '', robot: str = '', use_sim_time: bool = False,
@@ -141,7 +133,8 @@ def pipeline_nodes(model: str, method: str = '', robot: str = '', use_sim_time: 
     grounding = dict(common)
     if method:
         grounding['method'] = method
-    executor: dict[str, Any] = {'robot': robot or model_info(model).robot}
+    executor: dict[str, Any] = {'robot': resolve_robot_name(robot) if robot
+                                else model_info(model).robot}
     if use_sim_time:
         executor['use_sim_time'] = True
     if shadow:

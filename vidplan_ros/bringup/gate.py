@@ -1,6 +1,6 @@
 """Start a command once given topics have publishers: `vidplan launch` starts the sim this way.
 
-    python -m vidplan_ros.launch_gate --wait sensor_msgs/msg/Image:/vidplan/latent ... \\
+    python -m vidplan_ros.bringup.gate --wait sensor_msgs/msg/Image:/vidplan/latent ... \\
         --timeout 300 -- vidplan_sim --ros-args ...
 
 Each `--wait TYPE:TOPIC` is satisfied when at least one writer of that topic is matched (the
@@ -32,20 +32,14 @@ def wait_for_writers(waits: list[tuple[str, str]], timeout_s: float,
     """Block until every (type, topic) has a matched writer; the topics still missing."""
     node = create_node('vidplan_launch_gate', argv or [])
     try:
-        subs = [(topic, node.create_subscription(ros_type, topic, lambda _m: None,
-                                                 QOS_SENSOR_DATA))
-                for ros_type, topic in waits]
-
-        def writers(topic: str, sub: object) -> int:
-            if hasattr(sub, 'get_publisher_count'):        # dds backend
-                return sub.get_publisher_count()
-            return node.ros_node.count_publishers(topic)   # rclpy backend
-
+        # A subscription per topic: the dds backend counts the writers its readers match.
+        for ros_type, topic in waits:
+            node.create_subscription(ros_type, topic, lambda _m: None, QOS_SENSOR_DATA)
         deadline = time.monotonic() + timeout_s
-        missing = [t for t, s in subs if writers(t, s) < 1]
+        missing = [t for _, t in waits if node.count_publishers(t) < 1]
         while missing and time.monotonic() < deadline:
             node.spin_once(0.2)
-            missing = [t for t, s in subs if writers(t, s) < 1]
+            missing = [t for _, t in waits if node.count_publishers(t) < 1]
         return missing
     finally:
         node.shutdown()
