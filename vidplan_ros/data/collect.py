@@ -34,6 +34,7 @@ from vidplan_ros.core.config import require, require_one_of, require_positive
 from vidplan_ros.core.errors import VidplanError
 from vidplan_ros.data.bags import COMPRESSIONS, BagError, BagReader, BagWriter, EpisodeMeta
 from vidplan_ros.data.recorder import EpisodeRecorder
+from vidplan_ros.sim.perturb import NoiseConfig
 
 __all__ = ['CollectConfig', 'CollectResult', 'ROBOT_ALIASES', 'build_parser', 'collect',
            'episode_dir', 'main', 'resolve_robot_task', 'run']
@@ -87,6 +88,7 @@ class CollectConfig:
     overwrite: bool = False
     workers: int = 1
     compression: str = 'zstd'          # mcap chunk compression ('' = none)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)   # DART perturbations (sim.perturb)
 
     def __post_init__(self) -> None:
         require(isinstance(self.episodes, int) and self.episodes >= 1, 'episodes',
@@ -129,8 +131,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _complete_episode(path: Path, sim_config: dict[str, Any], plan_rate_hz: float
-                      ) -> dict[str, Any] | None:
+def _complete_episode(path: Path, sim_config: dict[str, Any], plan_rate_hz: float,
+                      noise: dict[str, Any]) -> dict[str, Any] | None:
     """The metadata of a complete bag at `path`, or None (missing, unfinished or unreadable).
 
     Raises `VidplanError` when the bag was recorded with another sim config or plan rate.
@@ -144,10 +146,12 @@ def _complete_episode(path: Path, sim_config: dict[str, Any], plan_rate_hz: floa
         return None
     if meta.get('complete') is not True or 'success' not in meta:
         return None
-    if meta.get('sim_config') != sim_config or meta.get('plan_rate_hz') != plan_rate_hz:
+    if meta.get('sim_config') != sim_config or meta.get('plan_rate_hz') != plan_rate_hz \
+            or meta.get('noise', _jsonable(NoiseConfig())) != noise:
         raise VidplanError(
             f'{path} was recorded with sim config {meta.get("sim_config")} at '
-            f'{meta.get("plan_rate_hz")} Hz, not {sim_config} at {plan_rate_hz} Hz; collect '
+            f'{meta.get("plan_rate_hz")} Hz and noise {meta.get("noise")}, not {sim_config} at '
+            f'{plan_rate_hz} Hz and noise {noise}; collect '
             'into another --out directory, or pass --overwrite to record it again')
     return meta
 
@@ -178,15 +182,17 @@ class _EpisodeMaker:
                            policy=f'expert:{sim_cfg.task}', source='sim',
                            sim_config=_jsonable(sim_cfg), extra={
                                'plan_rate_hz': cfg.plan_rate_hz,
+                               'noise': _jsonable(cfg.noise),
                                'task_state_at_reset': _jsonable(env.task_state()),
                                'vidplan_version': vidplan_ros.__version__})
         with BagWriter(path, metadata=meta.to_metadata(), overwrite=True,
                        compression=cfg.compression) as bag:
-            recorder = EpisodeRecorder(env, bag)
+            recorder = EpisodeRecorder(env, bag, record_labels=cfg.noise.active)
             bag.update_metadata(cameras=list(recorder.cameras),
                                 command_topic=recorder.command_topic)
             result = run_episode(env, self.expert, seed, cfg.plan_rate_hz,
-                                 max_time_s=cfg.max_time_s, on_step=recorder)
+                                 max_time_s=cfg.max_time_s, on_step=recorder,
+                                 noise=cfg.noise)
             recorder.record_end()
             bag.update_metadata(success=bool(result.success), **{
                 k: _jsonable(v) for k, v in dataclasses.asdict(result).items()
@@ -232,7 +238,8 @@ def collect(cfg: CollectConfig, out_dir: str | Path, progress: bool = True) -> C
     done: dict[int, dict[str, Any]] = {}
     for seed, path in paths.items():
         meta = None if cfg.overwrite else _complete_episode(path, _jsonable(sim_cfg),
-                                                            cfg.plan_rate_hz)
+                                                            cfg.plan_rate_hz,
+                                                            _jsonable(cfg.noise))
         if meta is not None:
             done[seed] = _summary(path, meta)
     todo = [seed for seed in paths if seed not in done]
@@ -344,6 +351,18 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="episode time limit (default: the task's)")
     parser.add_argument('--domain-randomization', action='store_true',
                         help='randomise lights, colours and camera poses per episode')
+    noise = parser.add_argument_group(
+        'recovery data (DART): the expert labels, perturbed commands execute (sim.perturb)')
+    noise.add_argument('--start-noise-rad', type=float, default=0.0,
+                       help='random start pose: ready pose + uniform offset per joint (rad)')
+    noise.add_argument('--command-noise-rad', type=float, default=0.0,
+                       help='std of the smooth joint offset on the executed commands (rad)')
+    noise.add_argument('--noise-corr-s', type=float, default=0.6,
+                       help='correlation time of that offset (s)')
+    noise.add_argument('--detour-prob', type=float, default=0.0,
+                       help='chance per episode of a mid-episode detour (push of the arm)')
+    noise.add_argument('--detour-rad', type=float, default=0.35,
+                       help='largest joint offset of a detour (rad)')
     parser.add_argument('--overwrite', action='store_true',
                         help='record again episodes whose bags exist (default: keep them)')
     parser.add_argument('--no-compress', action='store_true',
@@ -366,7 +385,12 @@ def run(args: argparse.Namespace) -> int:
                         plan_rate_hz=args.plan_rate_hz, max_time_s=args.max_time_s,
                         domain_randomization=args.domain_randomization,
                         overwrite=args.overwrite, workers=args.workers,
-                        compression='' if args.no_compress else 'zstd')
+                        compression='' if args.no_compress else 'zstd',
+                        noise=NoiseConfig(start_rad=args.start_noise_rad,
+                                          noise_rad=args.command_noise_rad,
+                                          noise_corr_s=args.noise_corr_s,
+                                          detour_prob=args.detour_prob,
+                                          detour_rad=args.detour_rad))
     try:
         result = collect(cfg, args.out, progress=not args.no_progress)
     except KeyboardInterrupt:

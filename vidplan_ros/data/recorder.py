@@ -45,13 +45,15 @@ from vidplan_ros.transport import convert as cv
 from vidplan_ros.transport.dds_msgs import UnknownRosTypeError, dds_type
 from vidplan_ros.transport.qos import QoS
 
-__all__ = ['CLOCK_TOPIC', 'COMMANDED_TRAJECTORY_TOPIC', 'EpisodeRecorder', 'GRIPPER_TOPIC',
+__all__ = ['CLOCK_TOPIC', 'COMMANDED_TRAJECTORY_TOPIC', 'EXPERT_TRAJECTORY_TOPIC', 'EpisodeRecorder', 'GRIPPER_TOPIC',
            'KNOWN_TOPIC_TYPES', 'RecordResult', 'build_parser', 'camera_topics',
            'command_topic', 'main', 'parse_topic', 'record_topics', 'topic_type']
 
 CLOCK_TOPIC = '/clock'
 JOINT_STATES_TOPIC = '/joint_states'
 COMMANDED_TRAJECTORY_TOPIC = '/vidplan/commanded_trajectory'
+# The expert's own chunk when the executed one was perturbed (DART collection, sim.perturb).
+EXPERT_TRAJECTORY_TOPIC = '/vidplan/expert_trajectory'
 GRIPPER_TOPIC = '/franka_gripper/joint_command'   # what the sim node subscribes to
 G1_MODE_MACHINE = 5                               # G1 29-DoF rev 1.0 (robots.md §2.2)
 
@@ -67,6 +69,7 @@ KNOWN_TOPIC_TYPES: dict[str, str] = {
     '/lowstate': 'unitree_hg/msg/LowState',
     GRIPPER_TOPIC: 'sensor_msgs/msg/JointState',
     COMMANDED_TRAJECTORY_TOPIC: 'trajectory_msgs/msg/JointTrajectory',
+    EXPERT_TRAJECTORY_TOPIC: 'trajectory_msgs/msg/JointTrajectory',
     '*/image_raw/compressed': 'sensor_msgs/msg/CompressedImage',
     '*/compressed': 'sensor_msgs/msg/CompressedImage',
     '*/image_raw': 'sensor_msgs/msg/Image',
@@ -129,8 +132,10 @@ class EpisodeRecorder:
     `record_end()` adds the final observation, so observations outnumber commands by one.
     """
 
-    def __init__(self, env: Any, bag: BagWriter, cameras: Sequence[str] | None = None) -> None:
+    def __init__(self, env: Any, bag: BagWriter, cameras: Sequence[str] | None = None,
+                 record_labels: bool = False) -> None:
         self.env = env
+        self.record_labels = record_labels   # also the expert's own chunk (perturbed runs)
         self.bag = bag
         self.spec = env.spec
         self.cameras = tuple(cameras) if cameras is not None else tuple(env.camera_names)
@@ -150,6 +155,8 @@ class EpisodeRecorder:
         out = {CLOCK_TOPIC: 'rosgraph_msgs/msg/Clock',
                JOINT_STATES_TOPIC: 'sensor_msgs/msg/JointState',
                self.command_topic: 'trajectory_msgs/msg/JointTrajectory'}
+        if self.record_labels:
+            out[EXPERT_TRAJECTORY_TOPIC] = 'trajectory_msgs/msg/JointTrajectory'
         for cam in self.cameras:
             image, info = camera_topics(cam)
             out[image] = 'sensor_msgs/msg/Image'
@@ -208,6 +215,10 @@ class EpisodeRecorder:
         self.bag.write(self.command_topic, t_ns, cv.joint_trajectory_msg(
             dds_type, stamp_ns, self.spec.joint_names, action.times_from_start_s,
             action.positions))
+        label = getattr(action, 'label_positions', None)
+        if self.record_labels and label is not None:
+            self.bag.write(EXPERT_TRAJECTORY_TOPIC, t_ns, cv.joint_trajectory_msg(
+                dds_type, stamp_ns, self.spec.joint_names, action.times_from_start_s, label))
         width = getattr(action, 'gripper_width_m', None)
         if self.has_gripper and width is not None:
             half = float(np.clip(width, 0.0, self.spec.gripper.width_max_m)) / 2

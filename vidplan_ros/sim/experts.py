@@ -53,6 +53,9 @@ class ExpertAction:
     positions: np.ndarray
     gripper_width_m: float | None = None
     phase: str = ''
+    # The expert's own chunk when `positions` were perturbed for execution (sim.perturb), so
+    # recordings keep the corrective label beside what ran; None = `positions` are its own.
+    label_positions: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import numpy as np
 
 from vidplan_ros.sim.env import SimConfig, SimEnv
 from vidplan_ros.sim.experts import Expert, ExpertAction, ExpertConfig, make_expert
+from vidplan_ros.sim.perturb import NoiseConfig, Perturber
 from vidplan_ros.sim.tasks import TASKS, task_robot
 from vidplan_ros.sim.trajectory import TrajectoryFollower
 
@@ -54,10 +55,15 @@ class EpisodeResult:
 
 def run_episode(env: SimEnv, expert: Expert, seed: int, plan_rate_hz: float = 10.0,
                 max_time_s: float | None = None, on_step: OnStep | None = None,
-                post_success_s: float = 0.5, stop_on_success: bool = True) -> EpisodeResult:
+                post_success_s: float = 0.5, stop_on_success: bool = True,
+                noise: NoiseConfig | None = None) -> EpisodeResult:
     """Reset `env` with `seed` and run `expert` until the task has succeeded for
     `post_success_s` without a break (with `stop_on_success`) or `max_time_s` passed
-    (default: DEFAULT_MAX_TIME_S of the env's task). Success is checked at the plan rate."""
+    (default: DEFAULT_MAX_TIME_S of the env's task). Success is checked at the plan rate.
+
+    With `noise` (sim.perturb), the episode starts from a random pose and the executed chunks
+    are perturbed (drawn from `seed`); `on_step` gets the executed action, whose
+    `label_positions` hold the expert's own chunk."""
     if not (math.isfinite(plan_rate_hz) and plan_rate_hz > 0):
         raise ValueError(f'plan_rate_hz must be > 0, got {plan_rate_hz}')
     dt = env.physics_dt_s
@@ -65,6 +71,10 @@ def run_episode(env: SimEnv, expert: Expert, seed: int, plan_rate_hz: float = 10
     limit = DEFAULT_MAX_TIME_S.get(env.cfg.task, 15.0) if max_time_s is None else max_time_s
     wall0 = time.perf_counter()
     env.reset(seed)
+    perturber = None
+    if noise is not None and noise.active:
+        perturber = Perturber(env.spec, noise, np.random.default_rng((seed, 0xDA27)))
+        env.set_joint_positions(perturber.start_pose())
     follower = TrajectoryFollower(env.joint_names, env.q())
     expert.reset(env.task_state(), env.q())
     has_gripper = env.spec.gripper.width_max_m > 0
@@ -76,6 +86,8 @@ def run_episode(env: SimEnv, expert: Expert, seed: int, plan_rate_hz: float = 10
         t = env.time_s
         q, dq = env.q(), env.dq()
         action = expert.act(t, q, env.task_state())
+        if perturber is not None:
+            action = perturber.perturb(action)
         num_actions += 1
         try:
             follower.set_trajectory(action.stamp_s, action.times_from_start_s,

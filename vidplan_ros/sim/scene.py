@@ -80,7 +80,13 @@ _FRANKA = RobotScene(
     arm_armature=(0.195, 0.195, 0.195, 0.195, 0.074, 0.074, 0.074),
     arm_damping=(0.21,) * 7,
     cameras=(
-        CameraMount('front', '', (1.3, 0.0, 0.8), look_at_m=(0.3, 0.0, 0.3), fovy_deg=55.0),
+        # Fixed workspace cameras framed on the task boxes (tasks.py): `top` looks straight down
+        # on the table from 1 m (about 0.9 cm per pixel at 64 px: the 5 cm cube ~5 px), `front`
+        # from across the table (about 0.8 cm per pixel at the workspace centre); the model
+        # cards give the measured pixels per centimetre (vidplan_ros.sim.framing).
+        CameraMount('top', '', (0.47, 0.0, 1.0), xyaxes=(0.0, -1.0, 0.0, 1.0, 0.0, 0.0),
+                    fovy_deg=34.0),
+        CameraMount('front', '', (1.1, 0.0, 0.6), look_at_m=(0.44, 0.0, 0.2), fovy_deg=48.0),
         CameraMount('side', '', (0.35, -1.15, 0.7), look_at_m=(0.35, 0.0, 0.28), fovy_deg=55.0),
         # On the hand, 6 cm off the TCP axis, looking along the TCP z axis tilted 20 degrees
         # toward it: the finger tips show at the bottom of the image, the grasp area beyond.
@@ -99,9 +105,11 @@ _G1 = RobotScene(
     arm_damping=(0.05,) * 17,
     cameras=(
         # d435_link: x forward (pitched 0.83 rad down), z up -> image right = -y, up = +z.
+        # fovy 72 deg: both arms' reach boxes in view (a D435's colour stream is 69 x 42 deg).
         CameraMount('head', 'd435_link', (0.0, 0.0, 0.0), xyaxes=(0, -1, 0, 0, 0, 1),
-                    fovy_deg=58.0),
-        CameraMount('front', '', (1.6, 0.0, 0.6), look_at_m=(0.35, 0.0, 0.05)),
+                    fovy_deg=72.0),
+        # A fixed camera across the table, framed on the reach boxes (~0.9 px/cm at 64 px).
+        CameraMount('front', '', (0.95, 0.0, 0.45), look_at_m=(0.28, 0.0, 0.2), fovy_deg=55.0),
     ),
 )
 
