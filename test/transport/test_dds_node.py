@@ -49,10 +49,29 @@ def test_ros_args_parsing():
 
 
 def test_backend_choice():
+    import importlib.util
     assert pick_backend('dds') == 'dds'
-    assert pick_backend('auto') == 'dds'  # rclpy cannot be installed on these machines
+    has_rclpy = importlib.util.find_spec('rclpy') is not None
+    assert pick_backend('auto') == ('rclpy' if has_rclpy else 'dds')
     with pytest.raises(ValueError, match='VIDPLAN_TRANSPORT'):
         pick_backend('zenoh')
+
+
+def test_backend_argument_is_taken_before_ros_args_only():
+    from vidplan_ros.transport import split_backend_arg
+    assert split_backend_arg(['prog', '--backend', 'dds', '--ros-args', '-p', 'a:=1']) == (
+        'dds', ['prog', '--ros-args', '-p', 'a:=1'])
+    assert split_backend_arg(['prog', '--backend=rclpy']) == ('rclpy', ['prog'])
+    assert split_backend_arg(['prog', '--ros-args', '-p', 'backend:=x']) == (
+        None, ['prog', '--ros-args', '-p', 'backend:=x'])
+    with pytest.raises(ValueError, match='--backend needs a value'):
+        split_backend_arg(['prog', '--backend'])
+
+
+def test_the_start_up_log_names_the_backend(capfd):
+    node = create_node('named_backend', argv=['prog', '--backend', 'dds'])
+    node.shutdown()
+    assert 'transport backend: dds' in capfd.readouterr().err
 
 
 def test_pub_sub_in_process_and_type_checks():

@@ -88,12 +88,19 @@ def config_from_params(cls: type[C], params: Mapping[str, Any], source: str = '<
     typo that would otherwise be silently ignored).
     """
     if strict:
-        known = set(param_names(cls, prefix))
-        unknown = [k for k in params if k.startswith(prefix) and k not in known]
-        if unknown:
-            raise ConfigError(source, unknown[0], params[unknown[0]],
-                              f'no such parameter; known parameters: {sorted(known)}')
+        check_known_params(cls, params, source, prefix)
     return _build(cls, params, source, prefix)
+
+
+def check_known_params(cls: type, params: Mapping[str, Any], source: str,
+                       prefix: str = '') -> None:
+    """A `ConfigError` naming the first key under `prefix` that is no field of `cls` (a typo
+    that would otherwise be silently ignored), with the allowed keys."""
+    known = set(param_names(cls, prefix))
+    unknown = sorted(k for k in params if k.startswith(prefix) and k not in known)
+    if unknown:
+        raise ConfigError(source, unknown[0], params[unknown[0]],
+                          f'no such parameter (a typo?); allowed parameters: {sorted(known)}')
 
 
 def _build(cls: type[C], params: Mapping[str, Any], source: str, prefix: str) -> C:

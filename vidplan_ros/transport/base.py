@@ -14,13 +14,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, TypeVar
 
-from vidplan_ros.core.config import config_from_params, read_params_file
+from vidplan_ros.core.config import check_known_params, config_from_params, read_params_file
 from vidplan_ros.transport.convert import ns_to_time
 from vidplan_ros.transport.names import resolve_topic
 from vidplan_ros.transport.qos import QOS_DEFAULT, QoS
 
 C = TypeVar('C')
-RESERVED_PARAMS = ('use_sim_time',)
+# Parameters ROS itself gives every node (rclpy node.py declares use_sim_time and, from Jazzy,
+# start_type_description_service; rclpy qos_overriding_options.py reads qos_overrides.*): a
+# params file may set them for any node, so neither backend counts them as typos.
+RESERVED_PARAMS = ('use_sim_time', 'start_type_description_service')
+RESERVED_PREFIXES = ('qos_overrides.',)
 
 
 class Publisher(Protocol):
@@ -195,7 +199,21 @@ def params_from_args(args: NodeArgs, node_name: str) -> tuple[dict[str, Any], st
     return params, source
 
 
+def is_reserved_param(name: str) -> bool:
+    return name in RESERVED_PARAMS or name.startswith(RESERVED_PREFIXES)
+
+
+def node_params(cls: type, params: dict[str, Any], source: str) -> dict[str, Any]:
+    """A node's own parameters: ROS-level ones dropped, unknown keys rejected (both backends),
+    and an empty list taken as unset (the dataclass default), because that is what ROS 2 does
+    with one: rcl_yaml_param_parser gives `[]` no type and rclpy leaves it uninitialized."""
+    own = {k: v for k, v in params.items()
+           if not is_reserved_param(k) and not (isinstance(v, (list, tuple)) and len(v) == 0)}
+    check_known_params(cls, {k: v for k, v in params.items() if not is_reserved_param(k)},
+                       source)
+    return own
+
+
 def config_from_node_params(cls: type[C], params: dict[str, Any], source: str) -> C:
-    """Build `cls` from node params, ignoring the reserved ROS ones (use_sim_time)."""
-    own = {k: v for k, v in params.items() if k not in RESERVED_PARAMS}
-    return config_from_params(cls, own, source)
+    """Build `cls` from node params (see `node_params`)."""
+    return config_from_params(cls, node_params(cls, params, source), source)

@@ -9,6 +9,25 @@ from typing import TextIO
 LEVELS = {'debug': 10, 'info': 20, 'warning': 30, 'error': 40}
 
 
+class SiteThrottle:
+    """Throttles log calls per (caller's file:line, level), as rclpy's throttle filter does."""
+
+    def __init__(self) -> None:
+        self._last_s: dict[tuple[str, str], float] = {}
+
+    def allow(self, level: str, throttle_s: float, depth: int = 2) -> bool:
+        """True when a message may go out now; `depth` frames up is the caller's call site."""
+        if throttle_s <= 0:
+            return True
+        frame = sys._getframe(depth + 1)
+        site = (f'{frame.f_code.co_filename}:{frame.f_lineno}', level)
+        now = time.monotonic()
+        if now - self._last_s.get(site, -1e18) < throttle_s:
+            return False
+        self._last_s[site] = now
+        return True
+
+
 class NodeLogger:
     """Writes like rclpy's logger (stderr), with optional per-message-site throttling."""
 
@@ -16,19 +35,11 @@ class NodeLogger:
         self.node_name = node_name
         self.level = LEVELS[level]
         self.stream = stream
-        self._last_s: dict[tuple[str, str], float] = {}
+        self._throttle = SiteThrottle()
 
     def _log(self, level: str, msg: str, throttle_s: float) -> None:
-        if LEVELS[level] < self.level:
+        if LEVELS[level] < self.level or not self._throttle.allow(level, throttle_s, depth=2):
             return
-        now = time.monotonic()
-        if throttle_s > 0:
-            # Throttle per call site (caller's file:line), as rclpy does.
-            frame = sys._getframe(2)
-            site = (f'{frame.f_code.co_filename}:{frame.f_lineno}', level)
-            if now - self._last_s.get(site, -1e18) < throttle_s:
-                return
-            self._last_s[site] = now
         stream = self.stream or sys.stderr
         print(f'[{level.upper().replace("WARNING", "WARN")}] [{time.time():.6f}] '
               f'[{self.node_name}]: {msg}', file=stream, flush=True)

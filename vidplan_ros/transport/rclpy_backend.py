@@ -1,6 +1,8 @@
-"""The rclpy backend, used on a ROS 2 host. Kept thin: everything here maps 1:1 onto rclpy.
+"""The rclpy backend: ROS 2 (a sourced ROS host, or the `ros-jazzy-*` wheels of the `ros` extra).
 
-Cannot be exercised without ROS 2; its launch_testing tests run on ROS hosts.
+Kept thin: everything here maps 1:1 onto rclpy. Checked against rclpy's jazzy branch
+(rclpy/node.py, rclpy/impl/rcutils_logger.py, rclpy/executors.py, src/rclpy/signal_handler.cpp)
+and rcl_yaml_param_parser/src/parse.c (rcl 9.2); the notes below name what each rule follows.
 """
 
 from __future__ import annotations
@@ -11,12 +13,17 @@ import typing
 from typing import Any, Callable, TypeVar
 
 import rclpy
+from rclpy.exceptions import InvalidParameterTypeException
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node as RosNode
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.utilities import get_rmw_implementation_identifier
 
 from vidplan_ros.core.config import config_from_params, config_to_params
-from vidplan_ros.core.errors import VidplanError
-from vidplan_ros.transport.base import Node, NodeArgs
+from vidplan_ros.core.errors import ConfigError, VidplanError
+from vidplan_ros.transport.base import Node, NodeArgs, node_params
+from vidplan_ros.transport.log import SiteThrottle
 from vidplan_ros.transport.qos import QOS_DEFAULT, QoS
 
 C = TypeVar('C')
@@ -33,48 +40,65 @@ def ros_qos(qos: QoS) -> QoSProfile:
 
 
 class _Logger:
+    """rclpy's logger behind our interface.
+
+    rclpy keys each logging call's state by the caller's (function, file, line, instruction)
+    and raises `ValueError: Logger severity cannot be changed between calls` when one call site
+    logs at two severities, or with and without a throttle (impl/rcutils_logger.py,
+    RcutilsLogger.log). So each severity has its own call below, never with filter arguments,
+    and throttling is ours, per caller site and severity (as rclpy's Throttle filter keys it).
+    """
+
     def __init__(self, ros_logger: Any) -> None:
         self._l = ros_logger
-
-    def _log(self, fn: Callable[..., None], msg: str, throttle_s: float) -> None:
-        if throttle_s > 0:
-            fn(msg, throttle_duration_sec=throttle_s)
-        else:
-            fn(msg)
+        self._throttle = SiteThrottle()
 
     def debug(self, msg: str, throttle_s: float = 0.0) -> None:
-        self._log(self._l.debug, msg, throttle_s)
+        if self._throttle.allow('debug', throttle_s, depth=1):
+            self._l.debug(msg)
 
     def info(self, msg: str, throttle_s: float = 0.0) -> None:
-        self._log(self._l.info, msg, throttle_s)
+        if self._throttle.allow('info', throttle_s, depth=1):
+            self._l.info(msg)
 
     def warning(self, msg: str, throttle_s: float = 0.0) -> None:
-        self._log(self._l.warning, msg, throttle_s)
+        if self._throttle.allow('warning', throttle_s, depth=1):
+            self._l.warning(msg)
 
     def error(self, msg: str, throttle_s: float = 0.0) -> None:
-        self._log(self._l.error, msg, throttle_s)
+        if self._throttle.allow('error', throttle_s, depth=1):
+            self._l.error(msg)
 
 
-def _param_type(ftype: Any) -> rclpy.Parameter.Type:
-    """ROS parameter type of a config field (needed to declare empty-list defaults)."""
-    scalar = {bool: rclpy.Parameter.Type.BOOL, int: rclpy.Parameter.Type.INTEGER,
-              float: rclpy.Parameter.Type.DOUBLE, str: rclpy.Parameter.Type.STRING}
-    array = {bool: rclpy.Parameter.Type.BOOL_ARRAY, int: rclpy.Parameter.Type.INTEGER_ARRAY,
-             float: rclpy.Parameter.Type.DOUBLE_ARRAY, str: rclpy.Parameter.Type.STRING_ARRAY}
+_SCALAR_TYPES = {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER,
+                 float: Parameter.Type.DOUBLE, str: Parameter.Type.STRING}
+_ARRAY_TYPES = {bool: Parameter.Type.BOOL_ARRAY, int: Parameter.Type.INTEGER_ARRAY,
+                float: Parameter.Type.DOUBLE_ARRAY, str: Parameter.Type.STRING_ARRAY}
+
+
+def param_type(ftype: Any) -> Parameter.Type:
+    """The ROS parameter type a config field of Python type `ftype` is declared with."""
     if typing.get_origin(ftype) is tuple:
-        return array[typing.get_args(ftype)[0]]
-    return scalar[ftype]
+        return _ARRAY_TYPES[typing.get_args(ftype)[0]]
+    return _SCALAR_TYPES[ftype]
 
 
-def _field_types(cls: type, prefix: str = '') -> dict[str, Any]:
+def field_types(cls: type, prefix: str = '') -> dict[str, Any]:
+    """{dotted parameter name: Python type} of config dataclass `cls`."""
     hints = typing.get_type_hints(cls)
     out: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if dataclasses.is_dataclass(hints[f.name]):
-            out.update(_field_types(hints[f.name], f'{prefix}{f.name}.'))
+            out.update(field_types(hints[f.name], f'{prefix}{f.name}.'))
         else:
             out[prefix + f.name] = hints[f.name]
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A parameter value as plain Python (rclpy gives arrays as array.array or lists)."""
+    return value.tolist() if hasattr(value, 'tolist') else (
+        list(value) if isinstance(value, (list, tuple)) else value)
 
 
 class RclpyNode(Node):
@@ -85,12 +109,16 @@ class RclpyNode(Node):
     def __init__(self, name: str, args: NodeArgs | None = None,
                  argv: list[str] | None = None) -> None:
         super().__init__(name, args)
-        if not rclpy.ok():
+        argv = list(argv or [])
+        if not rclpy.ok():  # context-wide arguments (--log-level, --enclave) and signal handlers
             rclpy.init(args=argv)
-        self.ros_node = RosNode(name)  # --ros-args (name, namespace, params) are applied by rcl
+        # rcl applies this node's own --ros-args (name, namespace, params files, -p, remaps);
+        # not the context's, so several nodes in one process each get their own (node.py).
+        self.ros_node = RosNode(name, cli_args=argv[1:], use_global_arguments=False)
         self.name = self.ros_node.get_name()
         self.namespace = self.ros_node.get_namespace()
         self._logger = _Logger(self.ros_node.get_logger())
+        self.rmw = get_rmw_implementation_identifier()
 
     def msg_type(self, ros_type: str) -> type:
         pkg, kind, name = ros_type.split('/')
@@ -100,7 +128,7 @@ class RclpyNode(Node):
             raise VidplanError(
                 f'{ros_type} is not available in this ROS 2 environment; install/source the '
                 f'package {pkg} (for unitree_hg: unitree_ros2 cyclonedds_ws) or run the node '
-                'with the dds transport') from None
+                'with the dds transport (--backend dds)') from None
 
     def create_publisher(self, ros_type: str, topic: str, qos: QoS = QOS_DEFAULT) -> Any:
         return self.ros_node.create_publisher(self.msg_type(ros_type), topic, ros_qos(qos))
@@ -135,29 +163,61 @@ class RclpyNode(Node):
         return bool(self.ros_node.get_parameter('use_sim_time').value)
 
     def load_config(self, cls: type[C]) -> C:
-        """Declare every config field as a parameter (default from `cls()`), read them back."""
+        """Declare every config field as a typed parameter, read them back, build `cls`.
+
+        The same rules as the dds backend (`base.node_params`): a key in the node's params
+        files or `-p` that is neither a field nor a ROS-level parameter is an error naming it
+        and the allowed keys, and an empty list means the dataclass default. rcl gives a `[]`
+        in a params file no type (rcl_yaml_param_parser parse.c), so rclpy keeps it as a
+        NOT_SET override and `get_parameter` raises ParameterUninitializedException
+        (node.py, declare_parameters / get_parameter; rclcpp#1955): such a parameter is
+        declared ignoring the override, with its default. A field whose default is an empty
+        tuple is declared by type, then set to a typed empty array, so it is never unset.
+        """
+        source = f'node {self.name} parameters'
+        # rclpy has no public accessor for the overrides rcl parsed for this node (params
+        # files and -p, already matched to the node's name); node.py has kept them in
+        # `_parameter_overrides` since Dashing.
+        overrides = {k: _plain(p.value) for k, p in
+                     getattr(self.ros_node, '_parameter_overrides', {}).items()}
+        ros_level = set(self.ros_node.list_parameters([], 0).names)  # rclpy's own, declared
+        node_params(cls, {k: v for k, v in overrides.items()  # raises on unknown keys
+                          if k not in ros_level and v is not None}, source)
         try:
             defaults = config_to_params(cls())
-        except TypeError:
+        except TypeError:  # a required field: no instance without the params
             defaults = {}
         params: dict[str, Any] = {}
-        for key, ftype in _field_types(cls).items():
-            if key in defaults and defaults[key] != []:
-                self.ros_node.declare_parameter(key, defaults[key])
-            else:
-                self.ros_node.declare_parameter(key, _param_type(ftype))
+        for key, ftype in field_types(cls).items():
+            ptype = param_type(ftype)
+            unset_override = key in overrides and overrides[key] is None
+            try:
+                if key in defaults and defaults[key] != []:
+                    self.ros_node.declare_parameter(key, defaults[key],
+                                                    ignore_override=unset_override)
+                else:
+                    self.ros_node.declare_parameter(key, ptype, ignore_override=unset_override)
+                    if key in defaults and (unset_override or key not in overrides):
+                        self.ros_node.set_parameters([Parameter(key, ptype, [])])
+            except InvalidParameterTypeException:
+                raise ConfigError(source, key, overrides.get(key), _type_hint(ptype)) from None
             value = self.ros_node.get_parameter(key).value
             if value is not None:
-                params[key] = list(value) if isinstance(value, (list, tuple)) or hasattr(
-                    value, 'tolist') else value
-        return config_from_params(cls, params, f'node {self.name} parameters', strict=False)
+                params[key] = _plain(value)
+        return config_from_params(cls, params, source)
 
     @property
     def logger(self) -> _Logger:
         return self._logger
 
     def spin_once(self, timeout_s: float = 0.1) -> None:
-        rclpy.spin_once(self.ros_node, timeout_sec=timeout_s)
+        # SIGINT/SIGTERM: rclpy's signal handler shuts the context down (signal_handler.cpp)
+        # and the executor then raises ExternalShutdownException (executors.py); that is a
+        # normal stop here: ok() turns false and spin() returns.
+        try:
+            rclpy.spin_once(self.ros_node, timeout_sec=timeout_s)
+        except ExternalShutdownException:
+            pass
 
     def ok(self) -> bool:
         return rclpy.ok()
@@ -166,3 +226,10 @@ class RclpyNode(Node):
         self.ros_node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+
+
+def _type_hint(ptype: Parameter.Type) -> str:
+    what = {Parameter.Type.DOUBLE: 'a double: write it with a decimal point (1.0, not 1)',
+            Parameter.Type.DOUBLE_ARRAY: 'a list of doubles: write every element with a '
+                                         'decimal point ([1.0, 2.0], not [1, 2])'}
+    return what.get(ptype, f'a value of ROS parameter type {ptype.name}')
