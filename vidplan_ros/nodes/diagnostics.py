@@ -50,11 +50,25 @@ def with_callback_errors(node: Node, level: int, values: dict[str, Any]) -> int:
 
 
 def spin(adapter: Any) -> int:
-    """Spin ``adapter.node`` until Ctrl-C / shutdown, then ``adapter.close()``; exit code 0."""
+    """Spin ``adapter.node`` until SIGINT / SIGTERM / shutdown, then ``adapter.close()``; exit
+    code 0, no traceback: a stop signal is how launch ends every node.
+
+    On rclpy, SIGINT and SIGTERM shut the context down (rclpy src/rclpy/signal_handler.cpp;
+    SIGINT is then chained to Python's handler: KeyboardInterrupt) and rclpy's executor raises
+    ExternalShutdownException (rclpy/executors.py). The rclpy backend's spin_once turns the
+    latter into ``ok() == False``; it is also caught here, by name, so this module stays free
+    of rclpy, in case it comes from elsewhere (a callback spinning on its own).
+    """
     try:
         adapter.node.spin()
     except KeyboardInterrupt:
         pass
+    except Exception as exc:  # noqa: BLE001 — only the shutdown exception is a clean stop
+        if type(exc).__name__ != 'ExternalShutdownException':
+            raise
     finally:
-        adapter.close()
+        try:
+            adapter.close()
+        except KeyboardInterrupt:  # a second Ctrl-C while closing: stop closing, quietly
+            pass
     return 0

@@ -105,6 +105,7 @@ class RclpyNode(Node):
     """A node on rclpy. `ros_node` is the underlying `rclpy.node.Node`."""
 
     backend = 'rclpy'
+    _live = 0  # nodes of this process on the default context: the last one shuts it down
 
     def __init__(self, name: str, args: NodeArgs | None = None,
                  argv: list[str] | None = None) -> None:
@@ -112,6 +113,7 @@ class RclpyNode(Node):
         argv = list(argv or [])
         if not rclpy.ok():  # context-wide arguments (--log-level, --enclave) and signal handlers
             rclpy.init(args=argv)
+            RclpyNode._live = 0
         # rcl applies this node's own --ros-args (name, namespace, params files, -p, remaps);
         # not the context's, so several nodes in one process each get their own (node.py).
         self.ros_node = RosNode(name, cli_args=argv[1:], use_global_arguments=False)
@@ -119,6 +121,8 @@ class RclpyNode(Node):
         self.namespace = self.ros_node.get_namespace()
         self._logger = _Logger(self.ros_node.get_logger())
         self.rmw = get_rmw_implementation_identifier()
+        self._open = True
+        RclpyNode._live += 1
 
     def msg_type(self, ros_type: str) -> type:
         pkg, kind, name = ros_type.split('/')
@@ -220,16 +224,23 @@ class RclpyNode(Node):
             pass
 
     def ok(self) -> bool:
-        return rclpy.ok()
+        return self._open and rclpy.ok()
 
     def shutdown(self) -> None:
+        if not self._open:
+            return
+        self._open = False
         self.ros_node.destroy_node()
-        if rclpy.ok():
+        RclpyNode._live -= 1
+        if RclpyNode._live <= 0 and rclpy.ok():
             rclpy.shutdown()
 
 
 def _type_hint(ptype: Parameter.Type) -> str:
     what = {Parameter.Type.DOUBLE: 'a double: write it with a decimal point (1.0, not 1)',
             Parameter.Type.DOUBLE_ARRAY: 'a list of doubles: write every element with a '
-                                         'decimal point ([1.0, 2.0], not [1, 2])'}
+                                         'decimal point ([1.0, 2.0], not [1, 2])',
+            # parse.c reads y/n/yes/no/on/off/true/false unquoted as booleans, digits as numbers
+            Parameter.Type.STRING: "a string: quote it ('y', '1') if ROS reads it as a "
+                                   'boolean or a number'}
     return what.get(ptype, f'a value of ROS parameter type {ptype.name}')
