@@ -66,11 +66,18 @@ setup(
         'imageio>=2.31',            # run and eval videos (mp4 through imageio-ffmpeg's binary)
         'imageio-ffmpeg>=0.4.9',
         'pillow>=9',                # CompressedImage (JPEG/PNG) camera frames in perception
+        'onnx>=1.15',               # `vidplan export`: the networks as ONNX graphs
+        'onnxruntime>=1.17',        # the CPU inference backend (runtime/backends.py)
     ],
     extras_require={
         'sim': ['mujoco==4.0.0'],
         'dev': ['pytest>=7', 'catkin_pkg>=1.0', 'ruff>=0.6'],
-        'gpu': ['tensorrt>=10', 'onnxruntime-gpu>=1.17'],
+        # TensorRT engines (runtime/tensorrt_engine.py): the tensorrt wheel (its CUDA libraries
+        # come with it) and a CUDA build of torch, whose tensors and streams hold the engine's
+        # buffers, so no cuda-python. ONNX Runtime's CUDA provider is the onnxruntime-gpu wheel,
+        # which cannot sit beside onnxruntime (microsoft/onnxruntime#26996): swap them by hand,
+        # `pip uninstall -y onnxruntime && pip install onnxruntime-gpu` (README, runtime).
+        'gpu': ['tensorrt>=10.0'],
         'ros': ROS_WHEELS,
     },
     zip_safe=True,
