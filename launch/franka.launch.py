@@ -10,8 +10,20 @@ can be started here too (`bringup`):
   franka   franka_bringup franka.launch.py (robot_ip, robot_type, load_gripper,
            use_fake_hardware); its controllers.yaml has no trajectory controller, so
            `arm_controller` is spawned from config/franka_arm_controller.yaml (effort JTC,
-           the gains of franka_fr3_moveit_config)
+           the gains of franka_fr3_moveit_config; its `type:` names the controller class, as
+           ros2_control >= 4.15 has no `spawner --controller-type`)
   moveit   franka_fr3_moveit_config moveit.launch.py, which spawns fr3_arm_controller itself
+           from its own yaml; Jazzy's JTC then rejects trajectories that end moving
+           (allow_nonzero_velocity_at_trajectory_end defaults to false there), so this sets
+           that parameter on the running controller (it is not read-only)
+franka_bringup >= 1.0 selects the arm with `robot_type` (fr3, fp3, fer); `arm_id` is deprecated and
+ignored by franka_description's xacros. The old franka_ros2 0.1.x (arm_id, panda_* joints) needs
+robot:=franka_panda arm_controller:=panda_arm_controller and bringup:=none.
+`command`: topic streams JointTrajectory chunks to <arm_controller>/joint_trajectory; action
+sends one control_msgs/FollowJointTrajectory goal per accepted plan to
+<arm_controller>/follow_joint_trajectory (result and feedback in /diagnostics; cancelled on
+e-stop and on shutdown). The gripper is reached through franka_gripper's actions (~/move,
+~/grasp, ~/homing) under the robot spec's gripper node (/franka_gripper).
 Camera topics: perception reads /cameras/<cam>/image_raw for the model's cameras (franka sets:
 front, wrist); the *_camera_topic arguments point them elsewhere (and .../compressed with
 image_transport:=compressed).
@@ -21,7 +33,7 @@ import os
 import sys
 
 from launch import LaunchDescription
-from launch.actions import IncludeLaunchDescription, OpaqueFunction
+from launch.actions import ExecuteProcess, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch_ros.actions import Node
 
@@ -44,6 +56,8 @@ ARGUMENTS = {
     'wrist_camera_topic': ('/cameras/wrist/image_raw', "image topic of the model's wrist "
                            'view'),
     'image_transport': ('raw', 'raw (sensor_msgs/Image) or compressed (<topic>/compressed)'),
+    'command': ('topic', 'topic (stream JointTrajectory chunks) or action (a '
+                'FollowJointTrajectory goal per plan)'),
     'bringup': ('none', 'start franka_ros2 too: none, franka or moveit'),
     'load_gripper': ('false', 'bringup: load the Franka Hand'),
     'use_fake_hardware': ('false', 'bringup: mock hardware instead of the robot'),
@@ -59,17 +73,41 @@ def launch_setup(context, *args, **kwargs):
     a = resolve(context, COMMON_ARGUMENTS, ARGUMENTS)
     if a['bringup'] not in ('none', 'franka', 'moveit'):
         raise ValueError(f"bringup:={a['bringup']}: use none, franka or moveit")
+    if a['bringup'] == 'franka' and a['arm_controller'] != 'fr3_arm_controller':
+        raise ValueError(f"arm_controller:={a['arm_controller']}: bringup:=franka spawns "
+                         'fr3_arm_controller (config/franka_arm_controller.yaml names it)')
+    if a['command'] not in COMMANDS:
+        raise ValueError(f"command:={a['command']}: use topic or action")
     spec = load_robot_spec(a['robot'])
     joints = [('/joint_states', a['joint_states_topic'])]
-    command = [(spec.interfaces.joint_trajectory_topic,
-                f"/{a['arm_controller'].strip('/')}/joint_trajectory")]
+    arm = a['arm_controller'].strip('/')
+    command = [(spec.interfaces.joint_trajectory_topic, f'/{arm}/joint_trajectory'),
+               (spec.interfaces.follow_joint_trajectory_action,
+                f'/{arm}/follow_joint_trajectory')]
     cameras = camera_remappings(model_cameras(a['model']), {
         'front': a['front_camera_topic'], 'wrist': a['wrist_camera_topic']})
     actions = bringup_actions(a)
     actions += pipeline_actions(a, use_sim_time=False, robot=a['robot'],
+                                interface=COMMANDS[a['command']],
                                 perception_remaps=joints + cameras,
                                 executor_remaps=joints + command)
     return actions
+
+
+# `command` argument -> executor interface (core/robot_spec.py COMMAND_INTERFACES)
+COMMANDS = {'topic': 'joint_trajectory', 'action': 'follow_joint_trajectory'}
+
+
+def allow_moving_end(controller: str) -> ExecuteProcess:
+    """Set allow_nonzero_velocity_at_trajectory_end on a JTC someone else spawned, once it is
+    up (ros2_controllers jazzy joint_trajectory_controller_parameters.yaml: default false, not
+    read_only; the JTC re-reads changed parameters in update())."""
+    node = f'/{controller.strip("/")}'
+    script = (f'for i in $(seq 60); do ros2 param set {node} '
+              'allow_nonzero_velocity_at_trajectory_end true && exit 0; sleep 1; done; '
+              f'echo "could not set {node} allow_nonzero_velocity_at_trajectory_end" >&2; exit 1')
+    return ExecuteProcess(cmd=['bash', '-c', script], name='allow_moving_trajectory_end',
+                          output='screen')
 
 
 def bringup_actions(a):
@@ -81,7 +119,8 @@ def bringup_actions(a):
         return [IncludeLaunchDescription(
             PythonLaunchDescriptionSource(share_path('franka_fr3_moveit_config', 'launch',
                                                      'moveit.launch.py')),
-            launch_arguments=hardware.items())]
+            launch_arguments=hardware.items()),
+            allow_moving_end(a['arm_controller'])]
     return [
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(share_path('franka_bringup', 'launch',
@@ -90,7 +129,5 @@ def bringup_actions(a):
         Node(package='controller_manager', executable='spawner', output='screen',
              arguments=[a['arm_controller'], '--controller-manager', '/controller_manager',
                         '--param-file', share_path(PACKAGE, 'config',
-                                                   'franka_arm_controller.yaml'),
-                        '--controller-type',
-                        'joint_trajectory_controller/JointTrajectoryController']),
+                                                   'franka_arm_controller.yaml')]),
     ]

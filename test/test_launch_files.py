@@ -304,3 +304,109 @@ def test_a_launch_testing_test_exists_for_ros_hosts():
     assert 'allow_module_level=True' in text          # skipped, with its reason, off ROS
     if importlib.util.find_spec('launch_testing') is None:
         print('launch_testing is not installed: test/test_launch_ros_sim.py skips itself here')
+
+
+# --- ros2_control, franka_ros2 and rosbag2 as the upstream sources define them (issue 11) ----
+
+def spawners(actions: list) -> list:
+    found = [a for a in actions if isinstance(a, launch_stubs.Node) and a.executable == 'spawner']
+    for handler in [a for a in actions if isinstance(a, launch_stubs.RegisterEventHandler)]:
+        found += [a for a in handler.event_handler.on_exit
+                  if isinstance(a, launch_stubs.Node) and a.executable == 'spawner']
+    return found
+
+
+def controller_params(path: Path, controller: str) -> dict:
+    import yaml
+    return yaml.safe_load(path.read_text())[controller]['ros__parameters']
+
+
+def test_spawners_take_the_controller_type_from_the_param_file():
+    """ros2_control 4.15.0 removed `spawner --controller-type` (controller_manager/spawner.py,
+    #1639); the type comes from `<controller>.ros__parameters.type` in --param-file."""
+    runs = [run_launch_file('franka.launch.py', bringup='franka')[1],
+            run_launch_file('gazebo_franka.launch.py')[1]]
+    checked = 0
+    for actions in runs:
+        for spawner in spawners(actions):
+            assert '--controller-type' not in spawner.arguments and '-t' not in spawner.arguments
+            if '--param-file' in spawner.arguments:
+                path = Path(spawner.arguments[spawner.arguments.index('--param-file') + 1])
+                params = controller_params(path, spawner.arguments[0])
+                assert params['type'] == 'joint_trajectory_controller/JointTrajectoryController'
+                checked += 1
+    assert checked == 2
+
+
+@pytest.mark.parametrize('name', ['franka_arm_controller.yaml', 'gazebo_franka_controllers.yaml'])
+def test_our_trajectory_controllers_accept_chunks_that_end_moving(name):
+    """Jazzy's JTC defaults allow_nonzero_velocity_at_trajectory_end to false and rejects the
+    executor's chunks; i_clamp is deprecated there (ros2_controllers jazzy
+    joint_trajectory_controller_parameters.yaml)."""
+    params = controller_params(CONFIG / name, 'fr3_arm_controller')
+    assert params['allow_nonzero_velocity_at_trajectory_end'] is True
+    for joint, gains in params.get('gains', {}).items():
+        assert 'i_clamp' not in gains and gains['i_clamp_min'] <= 0 <= gains['i_clamp_max'], joint
+
+
+def test_moveit_bringup_sets_the_moving_end_parameter_on_its_controller():
+    _, actions = run_launch_file('franka.launch.py', bringup='moveit')
+    setter, = [a for a in actions if type(a) is launch_stubs.ExecuteProcess]
+    assert 'ros2 param set /fr3_arm_controller allow_nonzero_velocity_at_trajectory_end true' \
+        in setter.cmd[-1]
+    with pytest.raises(ValueError, match='fr3_arm_controller'):
+        run_launch_file('franka.launch.py', bringup='franka', arm_controller='my_jtc')
+
+
+def test_franka_launch_can_send_follow_joint_trajectory_goals():
+    _, actions = run_launch_file('franka.launch.py', command='action', arm_controller='my_jtc')
+    executor = vidplan_nodes(actions)['vidplan_executor']
+    assert params_of(executor)['interface'] == 'follow_joint_trajectory'
+    remaps = dict(executor.remappings)
+    assert remaps['/fr3_arm_controller/follow_joint_trajectory'] == \
+        '/my_jtc/follow_joint_trajectory'
+    with pytest.raises(ValueError, match='command'):
+        run_launch_file('franka.launch.py', command='both')
+
+
+def description_source(actions: list) -> tuple[str, str]:
+    rsp, = [a for a in actions if isinstance(a, launch_stubs.Node)
+            and a.executable == 'robot_state_publisher']
+    text = params_of(rsp)['robot_description']
+    return text.split('source="')[1].split('"')[0], text.split('mappings="')[1].split('"')[0]
+
+
+def test_gazebo_description_is_the_upstream_one_with_its_plugin_and_messages():
+    """franka_gazebo_bringup's franka_arm.gazebo.xacro (gz_ros2_control/GazeboSimSystem with
+    gazebo_effort false, Harmonic: gz.msgs), or franka_description's fr3.urdf.xacro with gazebo
+    and ros2_control (franka_ign_ros2_control/IgnitionSystem, Fortress: ignition.msgs)."""
+    _, actions = run_launch_file('gazebo_franka.launch.py')
+    source, mappings = description_source(actions)
+    assert source.endswith('franka_gazebo_bringup/urdf/franka_arm.gazebo.xacro')
+    assert "'gazebo_effort': 'false'" in mappings and "'robot_type': 'fr3'" in mappings
+    bridge, = [a for a in actions if isinstance(a, launch_stubs.Node)
+               and a.executable == 'parameter_bridge']
+    assert '/clock@rosgraph_msgs/msg/Clock[gz.msgs.Clock' in bridge.arguments
+    env = {a.name: a.value for a in actions if isinstance(a, launch_stubs.SetEnvironmentVariable)}
+    assert env['GZ_SIM_RESOURCE_PATH'] == str(launch_stubs.FAKE_SHARE)
+
+    _, actions = run_launch_file('gazebo_franka.launch.py', description='franka_description')
+    source, mappings = description_source(actions)
+    assert source.endswith('franka_description/robots/fr3/fr3.urdf.xacro')
+    assert "'ros2_control': 'true'" in mappings and "'gazebo': 'true'" in mappings
+    bridge, = [a for a in actions if isinstance(a, launch_stubs.Node)
+               and a.executable == 'parameter_bridge']
+    assert '/clock@rosgraph_msgs/msg/Clock[ignition.msgs.Clock' in bridge.arguments
+    with pytest.raises(ValueError, match='description'):
+        run_launch_file('gazebo_franka.launch.py', description='urdf')
+
+
+def test_package_declares_what_the_launch_files_and_actions_need():
+    """Humble's rosbag2 has no mcap plugin by default (ros2/rosbag2 humble
+    rosbag2_storage_default_plugins/package.xml); the executor's actions use control_msgs."""
+    import xml.etree.ElementTree as ET
+    deps = {e.text for e in ET.parse(REPO / 'package.xml').getroot().iter('exec_depend')}
+    assert {'rosbag2_storage_mcap', 'ros2bag', 'control_msgs', 'action_msgs'} <= deps
+    from vidplan_ros.core.robot_spec import COMMAND_INTERFACES
+    assert COMMAND_INTERFACES['follow_joint_trajectory'][0] == \
+        'control_msgs/action/FollowJointTrajectory'

@@ -94,3 +94,69 @@ def test_feasibility_matches_wall_clock_stamps():
     logic.feasibility = {int(round((s / 1e9) * 1e9)): (0.01, 0.9) for s in stamps}
     assert all(logic._figures_for(s) == (0.01, 0.9) for s in stamps)
     assert logic._figures_for(stamps[0] + 50_000) is None      # 50 us away: another plan
+
+
+def _in_process_executor(*params: str, backend: str = 'dds'):
+    from vidplan_ros.nodes.executor_node import ExecutorNode
+    argv = ['vidplan_executor', '--backend', backend, '--ros-args']
+    for p in params:
+        argv += ['-p', p]
+    return ExecutorNode(argv)
+
+
+def test_a_panda_executor_takes_fr3_plans_and_commands_panda_joints():
+    """Isaac Sim's Franka (franka_panda spec, panda_* joints) driven by an FR3 model set whose
+    grounding publishes fr3_* plans: the executor matches them by the spec's joint_aliases and
+    commands panda_* names on /joint_command (issue 11, defect 5)."""
+    fr3, panda = SPEC, load_robot_spec('franka_panda')
+    ex = _in_process_executor('robot:=franka_panda', 'interface:=joint_state_command')
+    node = create_node('isaac_stand_in', ['--backend', 'dds'])
+    try:
+        commands = []
+        node.create_subscription('sensor_msgs/msg/JointState', '/joint_command', commands.append)
+        states = node.create_publisher('sensor_msgs/msg/JointState', '/joint_states')
+        plans = node.create_publisher('trajectory_msgs/msg/JointTrajectory',
+                                      '/vidplan/grounded_plan')
+        feas = node.create_publisher('std_msgs/msg/Float64MultiArray',
+                                     '/vidplan/grounded_plan/feasibility')
+        q0 = np.asarray(panda.ready_pose_rad)
+        target = q0 + 0.05
+        t_end = node.now_s() + 30.0
+        last_plan = 0.0
+        while node.now_s() < t_end and ex.ex.status()['accepted'] < 3:
+            now_ns = int(node.now_s() * 1e9)
+            states.publish(cv.joint_state_msg(node.msg_type, now_ns, panda.joint_names, q0))
+            if node.now_s() - last_plan > 0.1:
+                last_plan = node.now_s()
+                feas.publish(node.msg_type('std_msgs/msg/Float64MultiArray')(
+                    data=[now_ns * 1e-9, 0.01, 0.95]))
+                plans.publish(cv.joint_trajectory_msg(
+                    node.msg_type, now_ns, fr3.joint_names, np.array([0.5, 1.0]),
+                    np.vstack([(q0 + target) / 2, target])))
+            for n in (node, ex.node):
+                n.spin_once(0.005)
+        assert ex.ex.status()['accepted'] >= 3, ex.ex.status()
+        assert ex.drops['plan_invalid'] == 0
+        t_cmd = node.now_s() + 5.0
+        while node.now_s() < t_cmd and not commands:
+            for n in (node, ex.node):
+                n.spin_once(0.005)
+        assert commands and list(commands[-1].name) == list(panda.joint_names)
+    finally:
+        ex.close()
+        node.shutdown()
+
+
+def test_follow_joint_trajectory_is_an_rclpy_action_with_a_clear_error_elsewhere():
+    import importlib.util
+
+    import pytest
+
+    from vidplan_ros.core.errors import VidplanError
+    with pytest.raises(VidplanError, match='needs the rclpy transport'):
+        _in_process_executor('interface:=follow_joint_trajectory')
+    if importlib.util.find_spec('rclpy') is None:
+        return
+    if importlib.util.find_spec('control_msgs') is None:      # not on PyPI
+        with pytest.raises(VidplanError, match='control_msgs'):
+            _in_process_executor('interface:=follow_joint_trajectory', backend='rclpy')

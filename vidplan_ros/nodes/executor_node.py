@@ -4,11 +4,18 @@ in   /vidplan/grounded_plan                trajectory_msgs/JointTrajectory (stam
 in   /vidplan/grounded_plan/feasibility    std_msgs/Float64MultiArray [stamp_s, residual, align]
 in   robot state: /joint_states (sensor_msgs/JointState) or /lowstate (unitree_hg/LowState)
 in   /vidplan/estop                        std_msgs/Bool (true = stop, latched until false)
-out  by the robot spec's command interface:
+out  by the robot spec's command interface (or the `interface` parameter):
        joint_trajectory     a short JointTrajectory chunk of the safe command, every stream period
+       follow_joint_trajectory  one control_msgs/FollowJointTrajectory goal per accepted plan
+                            (the safe command over goal_horizon_s) on the spec's
+                            follow_joint_trajectory_action; feedback error and results in
+                            /diagnostics; cancelled on e-stop / hold and at shutdown (rclpy only)
        unitree_arm_sdk/_lowcmd  unitree_hg/LowCmd every control period (CRC, mode_machine echoed;
                             arm_sdk weight ramped in once commanding, out on e-stop/shutdown)
        joint_state_command  sensor_msgs/JointState (Isaac Sim /joint_command)
+in   <gripper_width_topic> (off when '')   std_msgs/Float64 hand opening (m) -> a GripperCommand
+                                           goal on <spec gripper.action>/gripper_action
+                                           (franka_gripper; rclpy only)
 out  /diagnostics (mode, reason, plan counters, clamps), every mode change and at 2 Hz.
 A plan is used only with its feasibility figures (same stamp), so the world-model gate applies.
 """
@@ -16,14 +23,18 @@ A plan is used only with its feasibility figures (same stamp), so the world-mode
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from vidplan_ros.core.action_goals import (GoalBook, GripperConfig, feedback_error_rad,
+                                           gripper_command)
 from vidplan_ros.core.config import require, require_positive
 from vidplan_ros.core.executor import Command, Executor, ExecutorConfig, GroundedPlan
+from vidplan_ros.core.errors import VidplanError
 from vidplan_ros.core.robot_spec import COMMAND_INTERFACES, RobotSpec, load_robot_spec
+from vidplan_ros.nodes.action_client import ActionGoalClient
 from vidplan_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics, spin
 from vidplan_ros.transport import create_node
 from vidplan_ros.transport import convert as cv
@@ -43,13 +54,16 @@ class ExecutorNodeConfig:
     arm_sdk_ramp_s: float = 1.0          # G1 arm_sdk weight 0 -> 1 (and back) over this
     max_catch_up_s: float = 0.25         # a stalled loop resumes at now instead of replaying
     shadow: bool = False                 # compute, publish nothing to the robot (bag replay)
+    goal_horizon_s: float = 1.0          # follow_joint_trajectory: seconds of command per goal
+    gripper_width_topic: str = ''        # '' = no gripper commands
+    gripper: GripperConfig = field(default_factory=GripperConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def __post_init__(self) -> None:
         require(self.interface in ('', *COMMAND_INTERFACES), 'interface', self.interface,
                 f"'' (the robot's) or one of {', '.join(COMMAND_INTERFACES)}")
         require_positive(self, 'feasibility_wait_s', 'stream_rate_hz', 'chunk_horizon_s',
-                         'chunk_dt_s', 'arm_sdk_ramp_s', 'max_catch_up_s')
+                         'chunk_dt_s', 'arm_sdk_ramp_s', 'max_catch_up_s', 'goal_horizon_s')
 
 
 class ExecutorNode:
@@ -59,6 +73,7 @@ class ExecutorNode:
         self.spec: RobotSpec = load_robot_spec(cfg.robot)
         self.interface = cfg.interface or self.spec.interfaces.command_interface
         self.ex = Executor(self.spec, cfg.executor)
+        self.names_out = self.spec.joint_names   # commands name the robot's own joints
         self.dt_s = cfg.executor.control_dt_s
         self.t_cmd_s: float | None = None
         self.last: Command | None = None
@@ -88,18 +103,55 @@ class ExecutorNode:
         else:
             n.create_subscription('sensor_msgs/msg/JointState', i.joint_states_topic,
                                   self._on_joint_state)
-        self.pub = None
+        self.pub = self.follow = self.hand = None
         if not self.cfg.shadow:
-            ros_type, topic = i.command(self.interface)   # the robot spec's table
-            self.pub = n.create_publisher(ros_type, topic)
+            ros_type, name = i.command(self.interface)   # the robot spec's table
+            if self.interface == 'follow_joint_trajectory':
+                self.follow = ActionGoalClient(
+                    n, ros_type, name, GoalBook('follow_joint_trajectory'),
+                    error_of=lambda fb: feedback_error_rad(fb.joint_names, fb.error.positions,
+                                                           self.names_out),
+                    result_of=lambda r: (int(r.error_code), str(r.error_string)))
+            else:
+                self.pub = n.create_publisher(ros_type, name)
+        if self.cfg.gripper_width_topic and not self.cfg.shadow:
+            self._build_gripper()
         period = self.dt_s if g1 else 1.0 / self.cfg.stream_rate_hz
         n.create_timer(period, self._tick)
         n.create_timer(0.5, self._publish_status)
 
+    def _build_gripper(self) -> None:
+        g = self.spec.gripper
+        if g.width_max_m <= 0 or not g.action:
+            raise VidplanError(f'gripper_width_topic is set but robot {self.spec.name} has no '
+                               'gripper (gripper.width_max_m, gripper.action in its spec)')
+        # franka_gripper's GripperCommand server (franka_ros2 gripper_action_server.cpp)
+        self.hand = ActionGoalClient(self.node, 'control_msgs/action/GripperCommand',
+                                     f'{g.action.rstrip("/")}/gripper_action',
+                                     GoalBook('gripper'))
+        self.hand_width: float | None = None
+        self.node.create_subscription('std_msgs/msg/Float64', self.cfg.gripper_width_topic,
+                                      self._on_gripper_width)
+
+    def _on_gripper_width(self, msg: Any) -> None:
+        cfg = replace(self.cfg.gripper, width_max_m=self.spec.gripper.width_max_m)
+        try:
+            position, effort = gripper_command(cfg, float(msg.data))
+        except ValueError as exc:
+            self.node.logger.warning(f'ignored a gripper command: {exc}', throttle_s=2.0)
+            return
+        width = 2 * position
+        if self.hand_width is not None and abs(width - self.hand_width) < cfg.min_change_m:
+            return
+        goal = self.hand.goal_msg()
+        goal.command.position, goal.command.max_effort = position, effort
+        if self.hand.send(goal) is not None:
+            self.hand_width = width
+
     # --- inputs ---------------------------------------------------------------------------
     def _on_joint_state(self, msg: Any) -> None:
         try:
-            q, dq = cv.joint_state_arrays(msg, self.spec.joint_names)
+            q, dq = cv.joint_state_arrays(msg, self.spec.names_in(msg.name))
         except ValueError as exc:
             self.drops['state_invalid'] += 1
             self.node.logger.warning(f'ignored a joint state: {exc}', throttle_s=2.0)
@@ -162,7 +214,8 @@ class ExecutorNode:
 
     def _use_plan(self, msg: Any, stamp_ns: int, residual: float, alignment: float) -> None:
         try:
-            times, pos, vel = cv.joint_trajectory_arrays(msg, self.spec.joint_names)
+            # fr3_* plans drive a panda_* robot by the spec's joint_aliases (and back)
+            times, pos, vel = cv.joint_trajectory_arrays(msg, self.spec.names_in(msg.joint_names))
         except ValueError as exc:
             self.drops['plan_invalid'] += 1
             self.node.logger.warning(f'rejected a plan: {exc}', throttle_s=2.0)
@@ -172,6 +225,8 @@ class ExecutorNode:
                                                 alignment, 'grounding'))
         if decision.accepted:
             self.plan_stamp_s = stamp_ns * 1e-9
+            if self.follow is not None:
+                self._send_goal(self.plan_stamp_s)
         else:
             self.node.logger.warning(f'executor rejected a plan: {decision.reason}',
                                      throttle_s=2.0)
@@ -197,21 +252,37 @@ class ExecutorNode:
         self._match_pending()
         if self._advance():
             self._publish_status()
+        if self.follow is not None and self.last is not None:
+            # the controller would go on with the goal: stop it with the executor
+            self.follow.cancel(self.follow.book.cancel_target(self.last.mode))
         if self.pub is not None and self.last is not None and self.last.mode != 'idle':
             self._publish_command(self.last)
+
+    def _chunk(self, cmd: Command, horizon_s: float) -> Any:
+        """The safe command from `cmd` on for `horizon_s`, as a JointTrajectory (t = 0: now)."""
+        times, q, dq = self.ex.preview(cmd.stamp_s, horizon_s, self.cfg.chunk_dt_s)
+        times = np.concatenate([[0.0], times - cmd.stamp_s])
+        return cv.joint_trajectory_msg(
+            self.node.msg_type, int(round(cmd.stamp_s * 1e9)), self.names_out, times,
+            np.vstack([cmd.q_rad, q]), velocities=np.vstack([cmd.dq_rad_s, dq]))
+
+    def _send_goal(self, plan_stamp_s: float) -> None:
+        """One FollowJointTrajectory goal for the plan just accepted; it preempts the last."""
+        if self.last is None:
+            return
+        goal = self.follow.goal_msg()
+        goal.trajectory = self._chunk(self.last, self.cfg.goal_horizon_s)
+        # stamp 0: the controller starts it on receipt (JTC), our t = 0 is the current command
+        goal.trajectory.header.stamp = self.node.stamp(0)
+        self.follow.send(goal, plan_stamp_s)
 
     def _publish_command(self, cmd: Command) -> None:
         t = self.node.msg_type
         now_ns = int(round(cmd.stamp_s * 1e9))
         if self.interface == 'joint_trajectory':
-            times, q, dq = self.ex.preview(cmd.stamp_s, self.cfg.chunk_horizon_s,
-                                           self.cfg.chunk_dt_s)
-            times = np.concatenate([[0.0], times - cmd.stamp_s])
-            self.pub.publish(cv.joint_trajectory_msg(
-                t, now_ns, self.spec.joint_names, times,
-                np.vstack([cmd.q_rad, q]), velocities=np.vstack([cmd.dq_rad_s, dq])))
+            self.pub.publish(self._chunk(cmd, self.cfg.chunk_horizon_s))
         elif self.interface == 'joint_state_command':
-            self.pub.publish(cv.joint_state_msg(t, now_ns, self.spec.joint_names, cmd.q_rad,
+            self.pub.publish(cv.joint_state_msg(t, now_ns, self.names_out, cmd.q_rad,
                                                 cmd.dq_rad_s))
         else:
             self._publish_lowcmd(cmd)
@@ -250,10 +321,23 @@ class ExecutorNode:
                   'accepted': st['accepted'], 'rejected': st['rejected'],
                   'clamps': st['clamps'], 'estop': st['estop'], 'arm_sdk_weight': self.weight,
                   **self.drops}
+        if self.follow is not None:
+            values.update(self.follow.book.summary())
+        if self.hand is not None:
+            values.update({f'gripper_{k}': v for k, v in self.hand.book.summary().items()})
         self.diag.publish(int(round(self.last.stamp_s * 1e9)),
                           {'executor': (level, self.last.mode, values)})
 
     def close(self) -> None:
+        # stop what the controllers would otherwise go on executing, then leave
+        for client in (self.follow, self.hand):
+            try:
+                if client is not None and client.cancel_active() is not None:
+                    self.node.spin(timeout_s=0.2)
+            except Exception as exc:  # noqa: BLE001 - the context may already be shut down
+                print(f'vidplan_executor: could not cancel the {client.book.name} goal at '
+                      f'shutdown ({exc}); the controller holds at its trajectory end',
+                      file=sys.stderr)
         self.node.shutdown()
 
 

@@ -134,7 +134,8 @@ class PerceptionNode:
 
     def _on_joint_state(self, msg: Any) -> None:
         try:
-            q, _ = cv.joint_state_arrays(msg, self.spec.joint_names)
+            # by name, or by the spec's joint_aliases (Isaac's panda_* for an FR3 model set)
+            q, _ = cv.joint_state_arrays(msg, self.spec.names_in(msg.name))
         except cv.MessageError as exc:
             self.stats.drop('joint_state', f'ignored a joint state: {exc}', throttle_s=10.0)
             return
