@@ -32,6 +32,7 @@ import numpy as np
 import vidplan_ros
 from vidplan_ros.core.config import require, require_one_of, require_positive
 from vidplan_ros.core.errors import VidplanError
+from vidplan_ros.core.robot_spec import ROBOT_ALIASES
 from vidplan_ros.data.bags import COMPRESSIONS, BagError, BagReader, BagWriter, EpisodeMeta
 from vidplan_ros.data.recorder import EpisodeRecorder
 from vidplan_ros.sim.perturb import NoiseConfig
@@ -39,7 +40,7 @@ from vidplan_ros.sim.perturb import NoiseConfig
 __all__ = ['CollectConfig', 'CollectResult', 'ROBOT_ALIASES', 'build_parser', 'collect',
            'episode_dir', 'main', 'resolve_robot_task', 'run']
 
-ROBOT_ALIASES = {'franka': 'franka_fr3', 'fr3': 'franka_fr3', 'g1': 'unitree_g1'}
+# short robot names: the one table (core/robot_spec.py), re-exported for `vidplan collect`
 TASK_FAMILY = {'franka_fr3': 'franka', 'unitree_g1': 'g1'}   # task names are <family>/<task>
 SUMMARY = 'collect.json'
 
