@@ -8,7 +8,10 @@ Isaac Sim's joint-control graph (shared/reference/robots.md §3.2): ROS2 Publish
 positions + velocities) -> Articulation Controller, ROS2 Publish Clock -> /clock, camera helpers
 publishing rgb images. The executor uses its joint_state_command interface on
 `joint_command_topic`; every node runs with use_sim_time. Isaac's Franka asset uses panda_*
-joint names, hence robot:=franka_panda for the executor (joints are matched by name).
+joint names, hence robot:=franka_panda for the executor, which commands panda_* joints. The
+model sets are FR3's: perception reads Isaac's panda_* joint states by franka_fr3's
+joint_aliases, and the executor takes the fr3_* plans of grounding by franka_panda's
+joint_aliases (config/robots/*.yaml; joints are always matched by name).
 """
 
 import os

@@ -158,6 +158,27 @@ def test_gate_gives_up_naming_the_missing_topic():
     assert 'no publisher on /vidplan/nobody' in proc.stdout and 'no\n' not in proc.stdout
 
 
+@pytest.mark.parametrize('backend', ['dds', 'rclpy'])
+def test_gate_counts_writers_through_the_transport_on_both_backends(backend):
+    """The gate asks the transport (`Node.count_publishers`), not the rclpy node inside it."""
+    import importlib.util
+
+    from vidplan_ros.bringup.gate import wait_for_writers
+    from vidplan_ros.transport import create_node
+    if backend == 'rclpy' and importlib.util.find_spec('rclpy') is None:
+        pytest.skip('rclpy is not installed (pip install -e .[ros])')
+    node = create_node(f'gate_count_{backend}', [], backend=backend)
+    try:
+        writer = node.create_publisher('std_msgs/msg/Bool', f'/vidplan/gate_{backend}')
+        assert wait_for_writers([('std_msgs/msg/Bool', f'/vidplan/gate_{backend}')], 30.0,
+                                ['--backend', backend]) == []
+        assert wait_for_writers([('std_msgs/msg/Bool', '/vidplan/gate_nobody')], 0.5,
+                                ['--backend', backend]) == ['/vidplan/gate_nobody']
+        del writer
+    finally:
+        node.shutdown()
+
+
 # --- the monitor's recorder -------------------------------------------------------------------
 
 CAMS = ('front', 'wrist')

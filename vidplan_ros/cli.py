@@ -49,8 +49,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
 
 # name -> (module with main(argv), help)
 DELEGATES: dict[str, tuple[str, str]] = {
-    'launch': ('vidplan_ros.bringup.vidplan_launch', 'start a node graph without ROS: `vidplan launch '
-               'sim --robot franka --task push` (the demo) or `vidplan launch nodes ...`'),
+    'launch': ('vidplan_ros.bringup.vidplan_launch', 'start a node graph without ROS: '
+               '`vidplan launch sim --robot franka --task push` (the demo) or `vidplan launch '
+               'nodes ...`'),
     'sim': ('vidplan_ros.nodes.sim_node', 'run the embedded MuJoCo sim node (--ros-args ...)'),
     'perception': ('vidplan_ros.nodes.perception_node',
                    'run the perception node: cameras + joints -> latent (--ros-args ...)'),

@@ -1,9 +1,9 @@
 """The node graph of vidplan_ros, described once for `ros2 launch` and for `vidplan launch`.
 
 ROS-free (no `launch` imports): the launch files in launch/ turn these entries into launch_ros
-`Node` actions, and `vidplan launch` (vidplan_ros/bringup/vidplan_launch.py) turns them into supervised
-processes over Cyclone DDS. So both start the same executables with the same params files and
-the same parameters.
+`Node` actions, and `vidplan launch` (vidplan_ros/bringup/vidplan_launch.py) turns them into
+supervised processes over Cyclone DDS. So both start the same executables with the same params
+files and the same parameters.
 
     perception ─► /vidplan/latent ─► planner ─► /vidplan/video_plan ─► grounding
         ─► /vidplan/grounded_plan (+ /feasibility) ─► executor ─► robot command topic

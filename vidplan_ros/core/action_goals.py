@@ -22,7 +22,7 @@ import numpy as np
 
 from vidplan_ros.core.config import require, require_positive
 
-# control_msgs/action/FollowJointTrajectory result codes (control_msgs FollowJointTrajectory.action)
+# control_msgs/action/FollowJointTrajectory result codes (control_msgs, the .action file)
 FJT_ERROR_CODES = {0: 'SUCCESSFUL', -1: 'INVALID_GOAL', -2: 'INVALID_JOINTS',
                    -3: 'OLD_HEADER_TIMESTAMP', -4: 'PATH_TOLERANCE_VIOLATED',
                    -5: 'GOAL_TOLERANCE_VIOLATED'}

@@ -2,6 +2,10 @@
 
 Franka (franka_ros2 + JTC):  sub <controller>/joint_trajectory  trajectory_msgs/JointTrajectory
                              sub <gripper_command_topic>        sensor_msgs/JointState (width / 2)
+                             (sim-only: franka_gripper's interface is its actions ~/move,
+                             ~/grasp, ~/homing, ~/gripper_action; this node runs on the dds
+                             backend too, which has no services and so no action servers; the
+                             executor reaches the real hand through ~/gripper_action on rclpy)
                              pub /joint_states                  sensor_msgs/JointState
 G1 (unitree_hg over DDS):    pub /lowstate                      unitree_hg/LowState (CRC, tick)
                              sub /lowcmd, /arm_sdk              unitree_hg/LowCmd (CRC checked)
