@@ -214,3 +214,29 @@ def test_a_signal_stops_a_spinning_node_with_exit_0_and_no_traceback(sig):
     out += rest
     assert proc.returncode == 0, out
     assert 'Traceback' not in out and 'closed' in out, out
+
+
+def test_spin_once_after_a_signal_shut_the_context_down_is_a_quiet_no_op():
+    """What a loop that calls spin_once itself (the sim node's) meets after SIGTERM: rclpy's
+    handler shut the context down from its own thread (signal_handler.cpp); the executor then
+    raises ExternalShutdownException on every spin_once (executors.py)."""
+    code = textwrap.dedent("""
+        import os, signal, sys, time
+        from vidplan_ros.transport import create_node
+        node = create_node('vidplan_signal_test', sys.argv, backend='rclpy')
+        node.create_timer(0.05, lambda: None)
+        os.kill(os.getpid(), signal.SIGTERM)   # rclpy's handler: shut the context down
+        deadline = time.monotonic() + 10
+        while node.ok() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not node.ok()
+        for _ in range(3):
+            node.spin_once(0.05)
+        node.shutdown()
+        node.spin_once(0.05)
+        print('stopped quietly')
+        """)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and 'stopped quietly' in out.stdout, out.stdout + out.stderr
+    assert 'Traceback' not in out.stderr, out.stderr

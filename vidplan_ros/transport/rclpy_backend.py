@@ -217,7 +217,10 @@ class RclpyNode(Node):
     def spin_once(self, timeout_s: float = 0.1) -> None:
         # SIGINT/SIGTERM: rclpy's signal handler shuts the context down (signal_handler.cpp)
         # and the executor then raises ExternalShutdownException (executors.py); that is a
-        # normal stop here: ok() turns false and spin() returns.
+        # normal stop here: ok() turns false and spin() returns. Once rclpy.shutdown() has
+        # run, the global executor is gone (spin_once would raise TypeError): nothing to do.
+        if not self.ok():
+            return
         try:
             rclpy.spin_once(self.ros_node, timeout_sec=timeout_s)
         except ExternalShutdownException:
