@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 
 import rclpy
 from rclpy.exceptions import InvalidParameterTypeException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node as RosNode
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -116,7 +116,13 @@ class RclpyNode(Node):
             RclpyNode._live = 0
         # rcl applies this node's own --ros-args (name, namespace, params files, -p, remaps);
         # not the context's, so several nodes in one process each get their own (node.py).
-        self.ros_node = RosNode(name, cli_args=argv[1:], use_global_arguments=False)
+        # The program name rcl ignores (an argument outside --ros-args without ':=').
+        self.ros_node = RosNode(name, cli_args=argv, use_global_arguments=False)
+        # One executor for this node for its life: rclpy.spin_once adds and removes the node
+        # on the global executor on every call (rclpy/__init__.py), which costs more than the
+        # callbacks at the sim's 250 Hz /clock.
+        self._executor = SingleThreadedExecutor(context=self.ros_node.context)
+        self._executor.add_node(self.ros_node)
         self.name = self.ros_node.get_name()
         self.namespace = self.ros_node.get_namespace()
         self._logger = _Logger(self.ros_node.get_logger())
@@ -222,7 +228,7 @@ class RclpyNode(Node):
         if not self.ok():
             return
         try:
-            rclpy.spin_once(self.ros_node, timeout_sec=timeout_s)
+            self._executor.spin_once(timeout_sec=max(0.0, timeout_s))
         except ExternalShutdownException:
             pass
 
@@ -233,6 +239,8 @@ class RclpyNode(Node):
         if not self._open:
             return
         self._open = False
+        self._executor.remove_node(self.ros_node)
+        self._executor.shutdown(timeout_sec=0.0)
         self.ros_node.destroy_node()
         RclpyNode._live -= 1
         if RclpyNode._live <= 0 and rclpy.ok():
