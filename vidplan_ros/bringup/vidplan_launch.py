@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     nodes.add_argument('--robot', default='', help="executor's robot spec (default: the "
                        "model set's)")
     nodes.add_argument('--interface', default='', help='executor command interface override '
-                       '(unitree_arm_sdk, unitree_lowcmd, joint_state_command, joint_trajectory)')
+                       '(unitree_arm_sdk, unitree_lowcmd, joint_state_command, joint_trajectory, '
+                       'follow_joint_trajectory: rclpy only)')
     nodes.add_argument('--image-transport', default='', choices=('', 'raw', 'compressed'))
     nodes.add_argument('--use-sim-time', action='store_true', help='follow /clock')
     nodes.add_argument('--shadow', action='store_true', help='executor computes, commands '
