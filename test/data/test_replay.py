@@ -180,15 +180,29 @@ def test_action_error_is_the_plan_against_the_recorded_command(recorded, mcap_re
 
 def test_sqlite3_jazzy_bag_replays_exactly_like_the_mcap_one(recorded, mcap_result, pipeline,
                                                             tmp_path):
-    bag = rewrite(recorded, tmp_path / 'sqlite', storage=StoragePlugin.SQLITE3, version=9,
-                  store=Stores.ROS2_JAZZY)
+    jazzy = get_typestore(Stores.ROS2_JAZZY)
+    t = jazzy.types
+    tof = bytes(jazzy.serialize_cdr(t['sensor_msgs/msg/Range'](   # Jazzy added `variance`
+        header=t['std_msgs/msg/Header'](stamp=t['builtin_interfaces/msg/Time'](sec=0, nanosec=0),
+                                        frame_id='tof'), radiation_type=1, field_of_view=0.1,
+        min_range=0.0, max_range=2.0, range=0.5, variance=0.01), 'sensor_msgs/msg/Range'))
+
+    def with_range(topic, ros_type, t_ns, msg):
+        extra = [('/tof/range', 'sensor_msgs/msg/Range', tof)] if topic == '/clock' else []
+        return [(topic, ros_type, msg), *extra]
+
+    bag = rewrite(recorded, tmp_path / 'sqlite', with_range, storage=StoragePlugin.SQLITE3,
+                  version=9, store=Stores.ROS2_JAZZY)
     assert list(bag.glob('*.db3'))
+    printed: list[str] = []
     result = replay(bag, tmp_path / 'out', ReplayConfig(), pipeline=pipeline, progress=False,
-                    echo=lambda s: None)
+                    echo=printed.append)
+    assert ("  not copied: /tof/range (its sensor_msgs/msg/Range definition differs from ROS 2 "
+            "Humble's)") in printed
     assert result.report['score']['replans'] == mcap_result.report['score']['replans']
     np.testing.assert_allclose(action_errors(result), action_errors(mcap_result), atol=1e-6)
     with BagReader(result.output) as out:
-        assert out.topics['/joint_states'].count > 0
+        assert out.topics['/joint_states'].count > 0 and '/tof/range' not in out.topics
 
 
 # --- messy bags --------------------------------------------------------------------------------

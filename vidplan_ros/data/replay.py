@@ -70,7 +70,9 @@ class ReplayConfig:
     copy_topics: bool = True           # copy the bag's own topics into the output
     noise_seed: int = 0
     device: str = 'cpu'
-    threads: int = 0
+    # torch threads; 1 as the nodes (config/*.yaml): with torch's default (one per core) a
+    # replay on a busy 2-core machine ran 30x slower (0.11 vs 3.3 frames/s), 0 = torch's default
+    threads: int = 1
     overwrite: bool = False
     grounding_config: str = ''         # params file; '' = the package's config/grounding.yaml
     executor_config: str = ''          # params file; '' = the package's config/executor.yaml
@@ -184,9 +186,10 @@ def replay(bag_path: str | Path, out: str | Path | None = None,
         wall0 = time.perf_counter()
         with BagWriter(out, metadata=meta, overwrite=cfg.overwrite, compression='zstd') as bag:
             try:
-                run.play(reader.messages(sorted({*tmap.inputs, *copied}), start_ns, stop_ns,
-                                         raw=True),
-                         bag, copied, progress)
+                read = sorted({*tmap.inputs, *copied})
+                whole = not (cfg.start_s or cfg.duration_s)
+                run.play(reader.messages(read, start_ns, stop_ns, raw=True), bag, copied,
+                         progress, sum(topics[t].count for t in read) if whole else None)
             except ReplayError as exc:
                 error = str(exc)
             wall = time.perf_counter() - wall0
@@ -293,13 +296,16 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help='plans reach the executor at once, or their compute time later')
     parser.add_argument('--replan-period', type=float, default=d.replan_period_s,
                         metavar='S', help="s between replans (0: the model's plan period)")
+    parser.add_argument('--max-skew', type=float, default=d.max_skew_s, metavar='S',
+                        help='the frames and joints of one observation lie within this')
     parser.add_argument('--start', type=float, default=d.start_s, metavar='S')
     parser.add_argument('--duration', type=float, default=d.duration_s, metavar='S',
                         help='s of bag to replay (0: all)')
     parser.add_argument('--no-copy', action='store_true',
                         help="leave the bag's own topics out of the output")
     parser.add_argument('--preview-every', type=int, default=d.preview_every, metavar='N')
-    parser.add_argument('--threads', type=int, default=d.threads)
+    parser.add_argument('--threads', type=int, default=d.threads,
+                        help="torch threads (default 1, as the nodes; 0: torch's default)")
     parser.add_argument('--device', default=d.device)
     parser.add_argument('--overwrite', action='store_true', help='replace an existing output')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -314,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            joints_topic=args.joints, reference_topic=args.reference,
                            joint_map=tuple(args.joint_map), timing=args.timing, rate=args.rate,
                            latency=args.latency, replan_period_s=args.replan_period,
+                           max_skew_s=args.max_skew,
                            start_s=args.start, duration_s=args.duration,
                            copy_topics=not args.no_copy, preview_every=args.preview_every,
                            threads=args.threads, device=args.device, overwrite=args.overwrite)
@@ -324,6 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     s = result.report['score']
     act = s['action_error_rad']
+    if not s['replans']:
+        print(f'warning: no observation was planned from (skipped: '
+              f'{s["observations_skipped"] or "none"}): every camera and the joints must come '
+              f'within --max-skew of one another; check --start/--duration and the topics',
+              file=sys.stderr)
     print(f'{s["replans"]} replans at {result.report["frames_per_s"]:.2f} frames/s '
           f'({result.report["realtime_factor"]:.2f}x real time); action error vs recorded '
           f'command {act["vs_recorded_command"].get("mean", float("nan")):.4f} rad, vs recorded '

@@ -150,7 +150,7 @@ class ReplayRun:
     # --- the loop ------------------------------------------------------------------------------
 
     def play(self, messages: Iterable[Any], bag: BagWriter, copied: list[str],
-             progress: bool) -> None:
+             progress: bool, total: int | None = None) -> None:
         """Consume `messages` (BagMessage with raw CDR) into `bag`; see the module docstring.
         A message that cannot be read raises `ReplayError` (after the stack caught up)."""
         from tqdm import tqdm
@@ -158,7 +158,8 @@ class ReplayRun:
         copy = set(copied)
         pace = self.cfg.timing == 'recorded'
         wall0 = time.perf_counter()
-        bar = tqdm(desc='replay', unit='msg', disable=not progress, file=_stderr())
+        bar = tqdm(desc='replay', unit='msg', total=total, disable=not progress,
+                   file=_stderr())
         group_s: float | None = None
         it = iter(messages)
         try:

@@ -199,6 +199,9 @@ def _pick_joints(topics: Mapping[str, Any], spec: RobotSpec, given: str,
     for topic in candidates:
         info = topics[topic]
         if info.ros_type == LOW_STATE:
+            if not spec.unitree.motor_indices:
+                raise ReplayError(f'--joints {topic} is a unitree_hg LowState, but robot '
+                                  f'{spec.name} has no motor slots; give a JointState topic')
             return TopicChoice(topic, LOW_STATE, info.count, 'given')
         names = _renamed(peek(topic).name, joint_map, spec)
         if all(j in names for j in spec.joint_names):
