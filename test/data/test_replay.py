@@ -386,3 +386,5 @@ def test_vidplan_replay_command_at_the_recorded_pace(recorded, tmp_path, capsys)
             assert log_ns > cv.time_to_ns(plan.header.stamp)   # its compute time later
     assert main([str(recorded), '--model', 'no_such_model', '--out', str(tmp_path / 'x')]) == 2
     assert 'no model set' in capsys.readouterr().err
+    assert main([str(recorded), '--out', str(out)]) == 2          # never over a result
+    assert 'exists already' in capsys.readouterr().err

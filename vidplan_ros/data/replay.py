@@ -135,6 +135,8 @@ def replay(bag_path: str | Path, out: str | Path | None = None,
     if out.resolve() == bag_path.resolve() or bag_path.resolve() in out.resolve().parents:
         raise ReplayError(f'the output {out} would overwrite the bag it replays; choose '
                           'another --out')
+    if out.exists() and not cfg.overwrite:
+        raise ReplayError(f'{out} exists already; choose another --out, or pass --overwrite')
     command = command or f'replay({str(bag_path)!r}, {str(out)!r}, {cfg!r})'
     reader = BagReader(bag_path)
     try:
@@ -192,6 +194,8 @@ def replay(bag_path: str | Path, out: str | Path | None = None,
                          progress, sum(topics[t].count for t in read) if whole else None)
             except ReplayError as exc:
                 error = str(exc)
+            except KeyboardInterrupt:   # close the bag and write the report, then say so
+                error = f'interrupted (Ctrl-C) {run.span_s:.2f} s into the bag'
             wall = time.perf_counter() - wall0
             bag.update_metadata(complete=error is None, error=error,
                                 replans=len(run.log.replans))
