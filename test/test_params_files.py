@@ -198,3 +198,31 @@ def test_rcl_and_pyyaml_disagree_where_this_test_says(rcl, tmp_path):
     assert got == {'name': 'bool', 'eps': 'double', 'n': 'integer'}
     assert yaml.safe_load(path.read_text())['/**']['ros__parameters'] == {
         'name': 'y', 'eps': '1e-3', 'n': 1}                       # PyYAML: two strings
+
+
+def test_our_reader_and_writer_treat_an_empty_list_as_ros_does(tmp_path):
+    """`[]` reads as unset (the default) without ROS too, and is never written."""
+    from dataclasses import dataclass
+
+    from vidplan_ros.core.config import dump_params_yaml, load_config
+    from vidplan_ros.core.errors import ConfigError
+
+    @dataclass(frozen=True)
+    class Demo:
+        cameras: tuple[str, ...] = ()
+        gains: tuple[float, ...] = (1.0,)
+
+    path = tmp_path / 'p.yaml'
+    path.write_text('/**:\n  ros__parameters:\n    cameras: []\n    gains: []\n')
+    assert read_params_file(path) == {}
+    assert load_config(Demo, path) == Demo()
+    text = dump_params_yaml(Demo())
+    assert '[]' not in text and load_config(Demo, _write(tmp_path, text)) == Demo()
+    with pytest.raises(ConfigError, match='cannot carry an empty list'):
+        dump_params_yaml(Demo(gains=()))
+
+
+def _write(tmp_path, text):
+    path = tmp_path / 'dumped.yaml'
+    path.write_text(text)
+    return path

@@ -75,8 +75,10 @@ def _flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
         name = f'{prefix}{key}'
         if isinstance(value, dict):
             flat.update(_flatten(value, name + '.'))
-        else:
+        elif value != []:
             flat[name] = value
+        # else: `[]` is read as ROS reads it: unset, so the field keeps its default
+        # (rcl_yaml_param_parser parse.c gives an empty sequence no type; rclcpp#1955).
     return flat
 
 
@@ -192,9 +194,23 @@ def load_config(cls: type[C], path: str | Path | None = None, node_name: str | N
 
 
 def dump_params_yaml(cfg: Any, node_name: str = '/**') -> str:
-    """A ROS 2 params YAML string holding every field of `cfg` (nested maps)."""
+    """A ROS 2 params YAML string holding every field of `cfg` (nested maps).
+
+    An empty list is left out (a params file cannot carry one: it would arrive unset), which
+    reads back as the field's default; so an empty list where the default is not empty is an
+    error, as no params file can say it."""
+    try:
+        defaults = config_to_params(type(cfg)())
+    except (TypeError, ConfigValueError):  # required fields, or a default that is invalid
+        defaults = {}
     tree: dict[str, Any] = {}
     for key, value in config_to_params(cfg).items():
+        if value == []:
+            if defaults.get(key, []) != []:
+                raise ConfigError('<dump>', key, value, 'a non-empty list: a ROS 2 params file '
+                                  'cannot carry an empty list (it reads back as the default '
+                                  f'{defaults[key]!r})')
+            continue
         *parents, leaf = key.split('.')
         node = tree
         for p in parents:
