@@ -151,6 +151,20 @@ def test_output_bag_is_what_ros2_bag_play_and_foxglove_open(mcap_result):
         assert img.encoding == 'rgb8' and img.height == 2 * 64 and img.width == 8 * 64
 
 
+def test_output_bag_is_written_in_log_time_order(mcap_result):
+    """Originals, plans and 50 Hz shadow commands interleave in time order in the file itself
+    (players that stream an mcap in file order see no message from the past)."""
+    import mmap
+
+    from vidplan_ros.data.bags import _MCAP_MAGIC, _OP_MESSAGE, _flat_records
+    mcap = next(mcap_result.output.glob('*.mcap'))
+    with mcap.open('rb') as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        assert buf[:len(_MCAP_MAGIC)] == _MCAP_MAGIC
+        log_ns = [int.from_bytes(body[6:14], 'little')
+                  for op, body in _flat_records(buf) if op == _OP_MESSAGE]
+    assert len(log_ns) > 150 and log_ns == sorted(log_ns)
+
+
 def test_action_error_is_the_plan_against_the_recorded_command(recorded, mcap_result):
     """Recompute each replan's action error from the two bags by hand."""
     with BagReader(mcap_result.output) as out:

@@ -173,6 +173,8 @@ class ReplayRun:
                 t_s = None if msg is None else msg.t_ns * 1e-9
                 if group_s is not None and (t_s is None or t_s > group_s):
                     self._act(group_s)
+                    if t_s is not None:   # the periods before it, so the bag stays in order
+                        self._advance(t_s, inclusive=False)
                 if msg is None:
                     break
                 if self.t0_s is None:
@@ -272,12 +274,14 @@ class ReplayRun:
         self.pending.append(_Pending(due, rp, q0, timings, preview))
         self._deliver(t_s)
 
-    def _advance(self, t_s: float) -> None:
-        """Executor control periods up to `t_s`, handing over plans as they fall due."""
+    def _advance(self, t_s: float, inclusive: bool = True) -> None:
+        """Executor control periods up to `t_s` (or just before it), handing over plans as
+        they fall due."""
         if self.next_step_s is None:
             return
         dt = self.executor.cfg.control_dt_s
-        while self.next_step_s <= t_s + 1e-9:
+        end = t_s + 1e-9 if inclusive else t_s - 1e-9
+        while self.next_step_s <= end:
             now = self.next_step_s
             self._deliver(now)
             c0 = time.perf_counter()
