@@ -56,11 +56,14 @@ from torch import nn
 from vidplan_ros.core.config import require, require_one_of
 from vidplan_ros.core.errors import VidplanError
 
-__all__ = ['EXPORTERS', 'GRAPHS', 'PRECISIONS', 'ExportConfig', 'cache_root', 'ensure_onnx',
-           'example_inputs', 'export_model_set', 'graph_modules', 'load_manifest',
-           'manifest_is_current', 'main', 'sha256_file', 'weights_sha256']
+__all__ = ['ALL_GRAPHS', 'EXPORTERS', 'GRAPHS', 'OPTIONAL_GRAPHS', 'PRECISIONS', 'ExportConfig',
+           'cache_root', 'ensure_onnx', 'example_inputs', 'export_model_set', 'graph_modules',
+           'load_manifest', 'manifest_is_current', 'main', 'sha256_file', 'weights_sha256']
 
 GRAPHS = ('encoder', 'decoder', 'denoiser', 'sampler', 'world_model', 'inverse_dynamics')
+# exported on request only: needs the onnxscript package (torch's dynamo exporter)
+OPTIONAL_GRAPHS = ('world_model_vjp',)
+ALL_GRAPHS = GRAPHS + OPTIONAL_GRAPHS
 EXPORTERS = ('torchscript', 'dynamo')
 PRECISIONS = ('fp32', 'fp16')
 MANIFEST = 'manifest.json'
@@ -68,7 +71,7 @@ FORMAT = 1
 # the largest batch each graph is built for (TensorRT optimisation profiles): the world model
 # sees MPC-CEM's samples and GVP-WM's refinement candidates, the rest a few frames or samples
 DEFAULT_MAX_BATCH = {'encoder': 16, 'decoder': 64, 'denoiser': 64, 'sampler': 64,
-                     'world_model': 512, 'inverse_dynamics': 512}
+                     'world_model': 512, 'inverse_dynamics': 512, 'world_model_vjp': 512}
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,11 @@ class ExportConfig:
     max_batch: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_BATCH))
 
     def __post_init__(self) -> None:
-        unknown = [g for g in self.graphs if g not in GRAPHS]
+        unknown = [g for g in self.graphs if g not in ALL_GRAPHS]
         require(bool(self.graphs) and not unknown, 'graphs', list(self.graphs),
-                f'a non-empty subset of {list(GRAPHS)}')
+                f'a non-empty subset of {list(ALL_GRAPHS)}')
+        require(self.precision == 'fp32' or 'world_model_vjp' not in self.graphs, 'graphs',
+                list(self.graphs), 'no world_model_vjp at fp16 (exported at fp32 only)')
         require_one_of(self, 'precision', PRECISIONS)
         require_one_of(self, 'exporter', EXPORTERS)
         require(13 <= self.opset <= 21, 'opset', self.opset, 'an ONNX opset in 13..21')
@@ -155,6 +160,22 @@ def _time_embedding_in_fp32() -> Iterator[None]:
         planner_mod.timestep_embedding = original
 
 
+class _WorldModelVjp(nn.Module):
+    """World model step and its vector-Jacobian product: ``(z, q, a, gz, gq) -> (z_next,
+    q_next, dz, dq, da)`` with ``(dz, dq, da) = J^T (gz, gq)``, for backends that cannot
+    differentiate (the gradient GVP-WM needs, as one graph)."""
+
+    def __init__(self, wm: nn.Module) -> None:
+        super().__init__()
+        self.wm = copy.deepcopy(wm).requires_grad_(False)
+
+    def forward(self, z: torch.Tensor, q: torch.Tensor, a: torch.Tensor, gz: torch.Tensor,
+                gq: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        (zn, qn), pull = torch.func.vjp(self.wm, z, q, a)
+        dz, dq, da = pull((gz, gq))
+        return zn, qn, dz, dq, da
+
+
 @dataclass(frozen=True)
 class _Graph:
     module: nn.Module
@@ -181,6 +202,10 @@ def graph_modules(ms: Any, graphs: tuple[str, ...] = GRAPHS) -> dict[str, _Graph
                                       ('z_next', 'q_next')),
         'inverse_dynamics': lambda: _Graph(ms.inverse_dynamics,
                                            {'z': lat, 'z_next': lat, 'q': (n,)}, ('a',)),
+        'world_model_vjp': lambda: _Graph(
+            _WorldModelVjp(ms.world_model),
+            {'z': lat, 'q': (n,), 'a': (n,), 'gz': lat, 'gq': (n,)},
+            ('z_next', 'q_next', 'dz', 'dq', 'da')),
     }
     return {g: table[g]() for g in graphs}
 
@@ -246,10 +271,10 @@ def manifest_is_current(manifest: dict[str, Any] | None, model_dir: str | Path,
 
 # --- export -----------------------------------------------------------------------------------
 
-def _export_one(name: str, graph: _Graph, path: Path, cfg: ExportConfig) -> None:
+def _export_one(name: str, graph: _Graph, path: Path, cfg: ExportConfig, batch: int) -> None:
     module = _Half(graph.module) if cfg.precision == 'fp16' else graph.module
     module.eval()
-    args = tuple(example_inputs(graph, cfg.trace_batch).values())
+    args = tuple(example_inputs(graph, batch).values())
     names = list(graph.inputs)
     kwargs: dict[str, Any] = dict(input_names=names, output_names=list(graph.outputs),
                                   opset_version=cfg.opset)
@@ -258,7 +283,9 @@ def _export_one(name: str, graph: _Graph, path: Path, cfg: ExportConfig) -> None
         # values (batch sizes; the exported graph keeps them symbolic, the parity test checks)
         warnings.simplefilter('ignore', DeprecationWarning)
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        if cfg.exporter == 'torchscript':
+        if name == 'world_model_vjp':
+            _export_vjp(graph, args, path, kwargs)
+        elif cfg.exporter == 'torchscript':
             axes = {k: {0: 'batch'} for k in names + list(graph.outputs)}
             torch.onnx.export(module, args, str(path), dynamo=False, dynamic_axes=axes,
                               do_constant_folding=True, **kwargs)
@@ -267,6 +294,45 @@ def _export_one(name: str, graph: _Graph, path: Path, cfg: ExportConfig) -> None
             batch = Dim('batch', min=1, max=cfg.max_batch[name])
             torch.onnx.export(module, args, str(path), dynamo=True, external_data=False,
                               dynamic_shapes={k: {0: batch} for k in names}, **kwargs)
+
+
+def _export_vjp(graph: _Graph, args: tuple[torch.Tensor, ...], path: Path,
+                kwargs: dict[str, Any]) -> None:
+    """Trace forward + VJP to plain aten ops (make_fx) and export that with the dynamo
+    exporter, at the batch of ``args`` (static: make_fx's symbolic mode kept the batch concrete
+    with the weights as real tensors). ONNX has no convolution backward: its input gradient is
+    rewritten as a transposed convolution (the world model's convs are stride 1, dilation 1,
+    one group)."""
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError as exc:
+        raise VidplanError('exporting world_model_vjp needs the onnxscript package '
+                           '(pip install onnxscript)') from exc
+    from torch._decomp import core_aten_decompositions
+    from torch.fx.experimental.proxy_tensor import make_fx
+    aten = torch.ops.aten
+
+    def conv_backward(grad: torch.Tensor, inp: torch.Tensor, weight: torch.Tensor,
+                      bias_sizes: Any, stride: list[int], padding: list[int],
+                      dilation: list[int], transposed: bool, output_padding: list[int],
+                      groups: int, mask: list[bool]) -> tuple[Any, Any, Any]:
+        if transposed or groups != 1 or any(s != 1 for s in stride) or any(
+                d != 1 for d in dilation):
+            raise VidplanError('world_model_vjp: only stride-1, undilated, ungrouped convs')
+        gi = aten.convolution.default(grad, weight, None, stride, padding, dilation, True,
+                                      [0] * len(stride), groups) if mask[0] else None
+        gb = grad.sum(dim=(0, 2, 3)) if mask[2] else None
+        return gi, None, gb   # no weight gradient: weights are constants here
+
+    table = dict(core_aten_decompositions())
+    table[aten.convolution_backward.default] = conv_backward
+    # scratch buffers of norm backward; ONNX has no uninitialised tensor
+    table[aten.empty_permuted.default] = lambda size, perm, **kw: aten.zeros.default(
+        size, dtype=kw.get('dtype'), device=kw.get('device'))
+    gm = make_fx(graph.module, decomposition_table=table)(*args).eval()
+    # at the dynamo exporter's own opset: converting its graph down to 17 fails in onnx
+    kwargs = {k: v for k, v in kwargs.items() if k != 'opset_version'}
+    torch.onnx.export(gm, args, str(path), dynamo=True, external_data=False, **kwargs)
 
 
 def export_model_set(model_dir: str | Path, out_dir: str | Path | None = None,
@@ -285,12 +351,15 @@ def export_model_set(model_dir: str | Path, out_dir: str | Path | None = None,
         path = out / f'{name}.onnx'
         tmp = out / f'{name}.onnx.tmp'
         t0 = time.perf_counter()
-        _export_one(name, graph, tmp, cfg)
+        # GVP-WM differentiates the world model on its H constraint rows only: that graph has
+        # a static batch H; the others a dynamic one
+        static = int(ms.planner.horizon) if name == 'world_model_vjp' else None
+        _export_one(name, graph, tmp, cfg, static or cfg.trace_batch)
         onnx.checker.check_model(str(tmp))
         tmp.replace(path)
         graphs[name] = {
             'file': path.name, 'sha256': sha256_file(path),
-            'inputs': {k: ['batch', *v] for k, v in graph.inputs.items()},
+            'inputs': {k: [static or 'batch', *v] for k, v in graph.inputs.items()},
             'outputs': list(graph.outputs), 'max_batch': int(cfg.max_batch[name]),
             'export_s': round(time.perf_counter() - t0, 3)}
     manifest = {
@@ -344,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--precision', choices=PRECISIONS, default='fp32')
     p.add_argument('--exporter', choices=EXPORTERS, default='torchscript')
     p.add_argument('--opset', type=int, default=17)
-    p.add_argument('--graphs', nargs='+', choices=GRAPHS, default=list(GRAPHS))
+    p.add_argument('--graphs', nargs='+', choices=ALL_GRAPHS, default=list(GRAPHS),
+                   help='default: all but world_model_vjp (that one needs onnxscript)')
     p.add_argument('--engine', action='store_true',
                    help='also build the TensorRT engines now (needs a GPU and tensorrt)')
     args = p.parse_args(argv)

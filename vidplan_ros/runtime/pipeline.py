@@ -11,6 +11,7 @@ h, w)`` time-major, ``plan[k]`` imagined ``(k + 1) * plan_dt_s`` after the obser
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,8 +30,11 @@ from vidplan_ros.core.grounding_types import (ActionBounds, GroundingProblem, Gr
 from vidplan_ros.core.paths import share_dir
 from vidplan_ros.core.robot_spec import RobotSpec, load_robot_spec
 from vidplan_ros.data.preprocess import square_resize
+from vidplan_ros.runtime.backends import BackendConfig, make_backend
 
 __all__ = ['Pipeline', 'PipelineConfig', 'Replan', 'model_dir_for']
+
+log = logging.getLogger('vidplan.runtime')
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,14 @@ class PipelineConfig:
 
     model: str = 'franka_reach'      # a directory under models/, or a path to a model set
     device: str = 'cpu'              # torch device ('cuda' on a GPU host)
-    threads: int = 0                 # torch intra-op threads (0: torch's default)
+    threads: int = 0                 # torch / ONNX Runtime intra-op threads (0: default)
+    # which runtime runs the networks (runtime/backends.py): auto picks the first usable of
+    # tensorrt, onnxruntime_cuda, onnxruntime, torch
+    backend: str = 'auto'
+    precision: str = 'fp32'          # 'fp16': TensorRT FP16 engines
+    # the world model's gradient in GVP-WM: 'torch' autograd, or 'vjp_graph' (an exported
+    # forward+VJP graph on the backend; needs onnxscript to export)
+    world_model_grad: str = 'torch'
     noise_seed: int = 0              # planner noise: replan k uses seed noise_seed + k
     action_velocity_scale: float = 1.0   # per-step action box = this x v_max x plan_dt_s
     # ... intersected with mean +- action_std_bound x std of the training actions: the world
@@ -57,6 +68,11 @@ class PipelineConfig:
         require_positive(self, 'action_velocity_scale')
         require(self.action_std_bound >= 0, 'action_std_bound', self.action_std_bound,
                 'a number of standard deviations >= 0 (0: off)')
+        self.backend_config()   # validates backend, precision, world_model_grad
+
+    def backend_config(self) -> BackendConfig:
+        return BackendConfig(backend=self.backend, precision=self.precision,
+                             threads=self.threads, world_model_grad=self.world_model_grad)
 
 
 def model_dir_for(model: str) -> Path:
@@ -120,7 +136,12 @@ class Pipeline:
         self.plan_dt_s = float(mc.data.plan_dt_s)
         self.horizon = int(self.models.planner.horizon)
         self.latent_shape = tuple(self.models.planner.latent_shape)
-        self.world_model, self.planner, self.inverse_dynamics = adapt_model_set(self.models)
+        self.backend = make_backend(cfg.backend_config(), self.models, self.model_dir,
+                                    cfg.device)
+        self.world_model, self.planner, self.inverse_dynamics = self._adapt(cfg)
+        log.info('model %s: networks on backend %s (%s); world-model gradients: %s',
+                 self.model_dir.name, self.backend.name, self.backend.describe(),
+                 'torch' if self.backend.name == 'torch' else cfg.world_model_grad)
         self.grounder = make_grounder(cfg.grounding.method, self.world_model, cfg.grounding,
                                       planner=self.planner,
                                       inverse_dynamics=self.inverse_dynamics)
@@ -134,6 +155,28 @@ class Pipeline:
     @property
     def method(self) -> str:
         return self.grounder.name
+
+    @property
+    def backend_name(self) -> str:
+        """The backend running the networks: tensorrt, onnxruntime_cuda, onnxruntime, torch."""
+        return self.backend.name
+
+    @property
+    def backend_info(self) -> dict[str, object]:
+        """What runs where (backend, providers / device, versions), for /diagnostics."""
+        return self.backend.describe()
+
+    def _adapt(self, cfg: PipelineConfig) -> tuple[object, object, object]:
+        """World model, planner and inverse dynamics in rad, forward passes on the backend."""
+        if self.backend.name == 'torch':
+            return adapt_model_set(self.models)
+        from vidplan_ros.runtime.backend_models import (BackendInverseDynamics,
+                                                        BackendPlanner, BackendWorldModel)
+        ms, b = self.models, self.backend
+        return (BackendWorldModel(ms.world_model, ms.norm, b, cfg.world_model_grad,
+                                  vjp_batch=self.horizon),
+                BackendPlanner(ms.planner, ms.norm, b),
+                BackendInverseDynamics(ms.inverse_dynamics, ms.norm, b))
 
     def reset(self) -> None:
         """Forget the previous solution and restart the noise sequence (a new episode)."""
@@ -151,19 +194,15 @@ class Pipeline:
         return np.stack([square_resize(np.asarray(images[c]), self.image_size)
                          for c in self.cameras])
 
-    @torch.no_grad()
     def encode(self, frames: np.ndarray) -> np.ndarray:
         """``(V, S, S, 3)`` uint8 -> latent ``(V, C, h, w)`` float32."""
-        x = torch.as_tensor(np.ascontiguousarray(frames), device=self.cfg.device)
-        x = x.permute(0, 3, 1, 2).float().div(255.0)[None]
-        return self.models.autoencoder.encode(x)[0].cpu().numpy()
+        x = np.asarray(frames).transpose(0, 3, 1, 2)[None].astype(np.float32) / np.float32(255)
+        return self.backend.run('encoder', images=x)[0][0]
 
-    @torch.no_grad()
     def decode(self, latents: np.ndarray) -> np.ndarray:
         """Latents ``(T, V, C, h, w)`` -> images ``(T, V, S, S, 3)`` uint8."""
-        z = torch.as_tensor(np.asarray(latents, np.float32), device=self.cfg.device)
-        img = self.models.autoencoder.decode(z)
-        return (img.permute(0, 1, 3, 4, 2).clamp(0, 1) * 255 + 0.5).byte().cpu().numpy()
+        (img,) = self.backend.run('decoder', latent=np.asarray(latents, np.float32))
+        return (np.clip(img.transpose(0, 1, 3, 4, 2), 0, 1) * 255 + 0.5).astype(np.uint8)
 
     def noise(self, index: int) -> np.ndarray:
         """The planner noise ``(H, V, C, h, w)`` of replan ``index`` (deterministic)."""
