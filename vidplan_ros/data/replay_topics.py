@@ -242,7 +242,8 @@ def _pick_reference(topics: Mapping[str, Any], spec: RobotSpec, given: str, defa
     for topic in defaults:
         info = topics.get(topic)
         if topic and info is not None and info.ros_type == TRAJECTORY and info.count:
-            return TopicChoice(topic, TRAJECTORY, info.count, "the model's command topic")
+            return TopicChoice(topic, TRAJECTORY, info.count,
+                               "the model's or the robot's command topic")
     for topic, info in topics.items():
         if info.ros_type == TRAJECTORY and info.count and all(
                 j in _renamed(peek(topic).joint_names, joint_map, spec) for j in spec.joint_names):
