@@ -349,7 +349,7 @@ def export_model_set(model_dir: str | Path, out_dir: str | Path | None = None,
     graphs: dict[str, Any] = {}
     for name, graph in graph_modules(ms, cfg.graphs).items():
         path = out / f'{name}.onnx'
-        tmp = out / f'{name}.onnx.tmp'
+        tmp = out / f'.{name}.{os.getpid()}.onnx'   # per process: nodes may export at once
         t0 = time.perf_counter()
         # GVP-WM differentiates the world model on its H constraint rows only: that graph has
         # a static batch H; the others a dynamic one
@@ -368,7 +368,7 @@ def export_model_set(model_dir: str | Path, out_dir: str | Path | None = None,
         'created_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec='seconds'),
         'weights_sha256': weights, 'graphs': graphs}
-    tmp = out / (MANIFEST + '.tmp')
+    tmp = out / f'.{MANIFEST}.{os.getpid()}'
     tmp.write_text(json.dumps(manifest, indent=1) + '\n')
     tmp.replace(out / MANIFEST)
     return manifest

@@ -27,6 +27,7 @@ CUDA and tensorrt imports, and skips with that reason elsewhere.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,7 @@ def load_or_build(onnx_dir: Path, entry: dict[str, Any], cfg: EngineConfig) -> P
         data = build_engine(onnx_dir / entry['file'], entry['inputs'],
                             int(entry.get('max_batch', 64)), cfg)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix('.tmp')
+        tmp = path.with_name(f'.{path.name}.{os.getpid()}')
         tmp.write_bytes(data)
         tmp.replace(path)
     return path

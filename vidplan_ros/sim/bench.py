@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from vidplan_ros.core import provenance
 
 SCENES = (('franka_fr3', 'franka/reach'), ('franka_fr3', 'franka/push'),
           ('unitree_g1', 'g1/reach'))
@@ -103,19 +104,8 @@ def _render_in_child(backend: str, sizes: tuple[int, ...], frames: int,
 
 
 def machine_info() -> dict[str, Any]:
-    import mujoco
-    cpu = platform.processor()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {'platform': platform.platform(), 'cpu': cpu, 'cpu_count': os.cpu_count(),
-            'python': platform.python_version(), 'mujoco': mujoco.__version__,
-            'numpy': np.__version__,
-            'load_average_1min_at_start': round(os.getloadavg()[0], 2)}
+    """The machine (core/provenance.py), with the MuJoCo version."""
+    return provenance.machine_info(packages=('mujoco',))
 
 
 def run_benchmark(backends: tuple[str, ...] = BACKENDS, sizes: tuple[int, ...] = SIZES,

@@ -21,7 +21,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import queue
 import random
 import subprocess
@@ -35,6 +34,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from vidplan_ros.core import provenance
 from vidplan_ros.transport.dds_config import LOCALHOST_CYCLONEDDS_XML, localhost_env
 from vidplan_ros.transport.qos import QOS_DEFAULT
 
@@ -316,25 +316,9 @@ def _run_case(node: Any, pub: Any, handlers: dict[str, Any], case: Case, duratio
 
 
 def machine_info() -> dict[str, Any]:
-    """Where the numbers were taken (load average included: other jobs skew them)."""
-    from importlib import metadata
-    info: dict[str, Any] = {
-        'platform': platform.platform(), 'python': platform.python_version(),
-        'cpu_count': os.cpu_count(), 'processor': platform.processor() or platform.machine(),
-    }
-    try:
-        info['cyclonedds'] = metadata.version('cyclonedds')
-    except metadata.PackageNotFoundError:
-        info['cyclonedds'] = 'unknown'
-    try:
-        info['debian'] = Path('/etc/debian_version').read_text().strip()
-    except OSError:
-        pass
-    try:
-        info['loadavg'] = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        pass
-    return info
+    """Where the numbers were taken (core/provenance.py; load average included: other jobs
+    skew them), with the Cyclone DDS version."""
+    return provenance.machine_info(packages=('cyclonedds',))
 
 
 def run_transport_bench(duration_s: float = 5.0,
