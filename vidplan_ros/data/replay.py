@@ -147,25 +147,9 @@ def replay(bag_path: str | Path, out: str | Path | None = None,
         if pipeline is None:
             pipeline = _load_pipeline(cfg, cfg.model or model_for_bag(reader.metadata, bag_path))
         pipeline.reset()
-        spec = pipeline.spec
         topics = reader.topics
-
-        def peek(topic: str) -> Any:
-            try:
-                return next(iter(reader.messages([topic]))).message
-            except Exception as exc:  # noqa: BLE001 - rosbags, zstd, sqlite3 all differ
-                raise _ReadError(f'{bag_path}: cannot read {topic} ({type(exc).__name__}: '
-                                 f'{exc}); the bag is truncated or corrupt. For an mcap bag, '
-                                 '`vidplan bag recover BAG NEW` copies what made it to disk; '
-                                 'replay NEW') from None
-
         try:
-            tmap = detect_topics(
-                topics, pipeline.cameras, spec, peek,
-                camera_topics=parse_pairs(cfg.cameras, '--camera', ''),
-                joints_topic=cfg.joints_topic, reference_topic=cfg.reference_topic,
-                reference_defaults=_reference_defaults(pipeline), joint_map=parse_pairs(
-                    cfg.joint_map, '--joint-map', ''))
+            tmap = _detect(reader, bag_path, pipeline, cfg)
         except _ReadError as exc:
             _unreadable(bag_path, out, cfg, exc, command)
         copied, skipped = copy_plan(bag_path, topics, tmap) if cfg.copy_topics else ([], {})
@@ -209,6 +193,24 @@ def replay(bag_path: str | Path, out: str | Path | None = None,
 
 class _ReadError(BagError):
     """A bag whose messages cannot be read (truncated, corrupt)."""
+
+
+def _detect(reader: BagReader, bag_path: Path, pipeline: Any, cfg: ReplayConfig) -> Any:
+    """The `TopicMap` of the bag open in `reader` for `pipeline`'s model and robot."""
+
+    def peek(topic: str) -> Any:
+        try:
+            return next(iter(reader.messages([topic]))).message
+        except Exception as exc:  # noqa: BLE001 - rosbags, zstd, sqlite3 all differ
+            raise _ReadError(f'{bag_path}: cannot read {topic} ({type(exc).__name__}: {exc});'
+                             ' the bag is truncated or corrupt. For an mcap bag, `vidplan bag '
+                             'recover BAG NEW` copies what made it to disk; replay NEW') from None
+
+    return detect_topics(
+        reader.topics, pipeline.cameras, pipeline.spec, peek,
+        camera_topics=parse_pairs(cfg.cameras, '--camera', ''), joints_topic=cfg.joints_topic,
+        reference_topic=cfg.reference_topic, reference_defaults=_reference_defaults(pipeline),
+        joint_map=parse_pairs(cfg.joint_map, '--joint-map', ''))
 
 
 def _reference_defaults(pipeline: Any) -> list[str]:
