@@ -207,7 +207,8 @@ def _detect(reader: BagReader, bag_path: Path, pipeline: Any, cfg: ReplayConfig)
                              'recover BAG NEW` copies what made it to disk; replay NEW') from None
 
     return detect_topics(
-        reader.topics, pipeline.cameras, pipeline.spec, peek,
+        reader.topics, {c: pipeline.models.cfg.data.image_topic(c) for c in pipeline.cameras},
+        pipeline.spec, peek,
         camera_topics=parse_pairs(cfg.cameras, '--camera', ''), joints_topic=cfg.joints_topic,
         reference_topic=cfg.reference_topic, reference_defaults=_reference_defaults(pipeline),
         joint_map=parse_pairs(cfg.joint_map, '--joint-map', ''))

@@ -2,12 +2,12 @@
 
 ROS-free. Real bags name their topics as the user's drivers do (`/front/color/image_raw`,
 `/camera_wrist/image/compressed`, `/franka/joint_states` ...), so each input is found in this
-order: the name the user gave, the name this stack records (`/cameras/<cam>/image_raw`,
-`/joint_states`, the model's command topic), then a topic of the right type whose name contains
-the camera's name (raw before compressed, colour before depth). Joint topics are checked by
-the joint names of their first message, never by position. Every choice is printed
-(`TopicMap.summary`); what cannot be decided is an error that lists what is needed and what the
-bag holds, and says which option settles it.
+order: the name the user gave, the name the model set was trained on (its config.json:
+`/cameras/<cam>/image_raw`, its command topic; the robot's `/joint_states`), then a topic of
+the right type whose name contains the camera's name (raw before compressed, colour before
+depth). Joint topics are checked by the joint names of their first message, never by position.
+Every choice is printed (`TopicMap.summary`); what cannot be decided is an error that lists what
+is needed and what the bag holds, and says which option settles it.
 """
 
 from __future__ import annotations
@@ -101,12 +101,13 @@ def _listing(topics: Mapping[str, Any]) -> str:
 
 # --- cameras -----------------------------------------------------------------------------------
 
-def _camera_score(camera: str, topic: str, ros_type: str) -> tuple[int, str] | None:
-    """(score, why) of `topic` as the image of `camera`, or None when it cannot be."""
-    if topic == f'/cameras/{camera}/image_raw' and ros_type == IMAGE:
-        return 100, 'the name vidplan records'
-    if topic == f'/cameras/{camera}/image_raw/compressed' and ros_type == COMPRESSED:
-        return 90, 'the name vidplan records, compressed'
+def _camera_score(camera: str, own: str, topic: str, ros_type: str) -> tuple[int, str] | None:
+    """(score, why) of `topic` as the image of `camera`, whose model set was trained on
+    topic `own`, or None when it cannot be."""
+    if topic == own and ros_type == IMAGE:
+        return 100, "the model's topic"
+    if topic == own + '/compressed' and ros_type == COMPRESSED:
+        return 90, "the model's topic, compressed"
     tokens = _tokens(topic)
     if any(t.startswith(bad) and (bad != 'ir' or t == 'ir') for t in tokens
            for bad in NOT_COLOUR):
@@ -120,7 +121,7 @@ def _camera_score(camera: str, topic: str, ros_type: str) -> tuple[int, str] | N
     return score, f'name contains {camera!r}'
 
 
-def _pick_cameras(topics: Mapping[str, Any], cameras: Sequence[str],
+def _pick_cameras(topics: Mapping[str, Any], cameras: Mapping[str, str],
                   given: Mapping[str, str]) -> dict[str, TopicChoice]:
     images = {t: i for t, i in topics.items() if i.ros_type in (IMAGE, COMPRESSED)}
     unknown = sorted(set(given) - set(cameras))
@@ -139,8 +140,8 @@ def _pick_cameras(topics: Mapping[str, Any], cameras: Sequence[str],
             continue
         taken = {c.topic for c in chosen.values()}
         scored = sorted(((s, why, t) for t, i in images.items() if t not in taken and i.count
-                         for s, why in [_camera_score(cam, t, i.ros_type) or (0, '')] if s),
-                        reverse=True)
+                         for s, why in [_camera_score(cam, cameras[cam], t, i.ros_type)
+                                        or (0, '')] if s), reverse=True)
         if len(scored) > 1 and scored[0][0] == scored[1][0]:
             tied = [t for s, _, t in scored if s == scored[0][0]]
             raise ReplayError(f'camera {cam!r} could be any of {tied}; choose one with '
@@ -160,7 +161,7 @@ def _pick_cameras(topics: Mapping[str, Any], cameras: Sequence[str],
         raise ReplayError(
             f'the bag has no image topic for camera(s) {missing}: the model needs '
             f'{list(cameras)}, each as sensor_msgs/msg/Image or CompressedImage (e.g. '
-            f'/cameras/{missing[0]}/image_raw). The bag holds: {_listing(topics)}. Map a topic '
+            f'{cameras[missing[0]]}). The bag holds: {_listing(topics)}. Map a topic '
             f'with --camera {missing[0]}=<topic>, or replay with a model for these cameras')
     return {cam: chosen[cam] for cam in cameras}
 
@@ -252,14 +253,15 @@ def _pick_reference(topics: Mapping[str, Any], spec: RobotSpec, given: str, defa
     return None
 
 
-def detect_topics(topics: Mapping[str, Any], cameras: Sequence[str], spec: RobotSpec,
+def detect_topics(topics: Mapping[str, Any], cameras: Mapping[str, str], spec: RobotSpec,
                   peek: Callable[[str], Any], *, camera_topics: Mapping[str, str] | None = None,
                   joints_topic: str = '', reference_topic: str = '',
                   reference_defaults: Sequence[str] = (),
                   joint_map: Mapping[str, str] | None = None) -> TopicMap:
     """The replay inputs among `topics` ({topic: TopicInfo(ros_type, count)}).
 
-    `cameras` are the model's camera names in its view order; `peek(topic)` returns the first
+    `cameras` maps the model's camera names, in its view order, to the image topics its
+    training data came from (models/<name>/config.json); `peek(topic)` returns the first
     message of a topic (joint names are checked on it); `camera_topics`, `joints_topic` and
     `reference_topic` ('none' = no reference) override the detection; `joint_map` renames the
     bag's joints to the robot's. Raises `ReplayError` saying what is missing.
