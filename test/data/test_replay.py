@@ -426,3 +426,5 @@ def test_vidplan_replay_command_at_the_recorded_pace(recorded, tmp_path, capsys)
     assert 'no model set' in capsys.readouterr().err
     assert main([str(recorded), '--out', str(out)]) == 2          # never over a result
     assert 'exists already' in capsys.readouterr().err
+    assert main([str(tmp_path / 'no_bag'), '--out', str(tmp_path / 'y')]) == 2
+    assert 'no bag at' in capsys.readouterr().err and not (tmp_path / 'y').exists()

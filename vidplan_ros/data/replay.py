@@ -142,6 +142,9 @@ def replay(bag_path: str | Path, out: str | Path | None = None,
     try:
         reader.open()
     except BagError as exc:
+        if not (bag_path.is_file() or any(bag_path.glob('*.mcap'))
+                or any(bag_path.glob('*.db3'))):
+            raise ReplayError(str(exc)) from None   # no bag there: a typo, nothing written
         _unreadable(bag_path, out, cfg, exc, command)
     with reader:
         if pipeline is None:
