@@ -31,7 +31,6 @@ import datetime
 import os
 import queue
 import shlex
-import subprocess
 import sys
 import time
 import traceback
@@ -270,17 +269,9 @@ def _machine(cfg: EvalConfig) -> dict[str, Any]:
 
 
 def git_state() -> dict[str, Any]:
-    """{'commit', 'dirty'} of the source checkout, or {} outside one."""
-    repo = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=repo, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
-                               cwd=repo, capture_output=True, text=True, timeout=10,
-                               check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    return {'commit': commit, 'dirty': bool(dirty)}
+    """{'commit', 'dirty'} of the source checkout, or {} outside one (core/provenance.py)."""
+    from vidplan_ros.core.provenance import git_state as state
+    return state()
 
 
 def run_eval(cfg: EvalConfig, out_dir: str | Path, command: str = '',
