@@ -1,8 +1,9 @@
 """The executor's FollowJointTrajectory and gripper interfaces with the real control_msgs types,
 against stand-ins of the JTC and franka_gripper servers in another process
-(test/nodes/jtc_server_child.py). control_msgs is not on PyPI: this runs on a ROS 2 host (or
-wherever control_msgs imports) and skips elsewhere; test_action_client.py covers the same client
-on test_msgs here.
+(test/nodes/jtc_server_child.py). control_msgs is not on PyPI: this runs on a ROS 2 host, or
+after `bash test/tools/build_control_msgs.sh <control_msgs source> && source
+/tmp/control_msgs/env.sh` (the interfaces built with the rosidl wheels), and skips elsewhere;
+test_action_client.py covers the same client on test_msgs in the default suite.
 """
 
 import json
