@@ -107,3 +107,52 @@ def test_goal_per_plan_feedback_preemption_gripper_and_cancel_on_estop():
         node.shutdown()
         server.proc.kill()
         server.proc.wait()
+
+
+def test_the_sim_serves_the_franka_gripper_action_the_executor_uses():
+    """The embedded sim on rclpy serves franka_gripper's ~/gripper_action (GripperCommand);
+    the executor's width command moves the simulated fingers and the goal succeeds."""
+    import os
+    sim = subprocess.Popen(
+        [sys.executable, '-m', 'vidplan_ros.nodes.sim_node', '--backend', 'rclpy', '--ros-args',
+         '-p', 'robot:=franka_fr3', '-p', 'task:=franka/reach', '-p', 'cameras:=[front]',
+         '-p', 'image_width:=32', '-p', 'image_height:=32', '-p', 'camera_rate_hz:=1.0',
+         '-p', 'episode_time_s:=1000.0'],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ)
+    ex = ExecutorNode(['vidplan_executor', '--backend', 'rclpy', '--ros-args',
+                       '-p', 'gripper_width_topic:=/vidplan/gripper_width'])
+    node = create_node('gripper_test_driver', [], backend='rclpy')
+    states = []
+    node.create_subscription('sensor_msgs/msg/JointState', '/joint_states', states.append)
+    width = node.create_publisher('std_msgs/msg/Float64', '/vidplan/gripper_width')
+    book = ex.hand.book
+
+    def until(cond, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not cond():
+            assert sim.poll() is None, sim.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, (book.summary(), len(states))
+            for n in (node, ex.node):
+                for _ in range(20):
+                    n.spin_once(0.0)
+            time.sleep(0.005)
+
+    def fingers() -> float:
+        msg = states[-1]
+        return sum(p for n, p in zip(msg.name, msg.position) if 'finger' in n)
+
+    try:
+        until(lambda: states and ex.hand.ready(), 90)
+        for done, target in enumerate((0.02, 0.07), start=1):
+            width.publish(node.msg_type('std_msgs/msg/Float64')(data=target))
+            until(lambda d=done: book.counts['succeeded'] >= d, 30)
+            until(lambda w=target: abs(fingers() - w) < 2e-3, 10)
+        assert book.counts['aborted'] == 0 and book.counts['rejected'] == 0
+    finally:
+        ex.close()
+        node.shutdown()
+        sim.terminate()
+        try:
+            sim.wait(10)
+        except subprocess.TimeoutExpired:
+            sim.kill()

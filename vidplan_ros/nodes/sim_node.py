@@ -1,11 +1,12 @@
 """The embedded MuJoCo simulator as a ROS 2 node that looks like the real robots.
 
 Franka (franka_ros2 + JTC):  sub <controller>/joint_trajectory  trajectory_msgs/JointTrajectory
+                             <gripper.action>/gripper_action    control_msgs/GripperCommand
+                                 (action server as franka_gripper's: rclpy with control_msgs only)
                              sub <gripper_command_topic>        sensor_msgs/JointState (width / 2)
-                             (sim-only: franka_gripper's interface is its actions ~/move,
-                             ~/grasp, ~/homing, ~/gripper_action; this node runs on the dds
-                             backend too, which has no services and so no action servers; the
-                             executor reaches the real hand through ~/gripper_action on rclpy)
+                             (sim-only topic, the one `vidplan collect` records: the dds backend
+                             has no services and so no action servers; franka_gripper's ~/move,
+                             ~/grasp and ~/homing (franka_msgs) are not served)
                              pub /joint_states                  sensor_msgs/JointState
 G1 (unitree_hg over DDS):    pub /lowstate                      unitree_hg/LowState (CRC, tick)
                              sub /lowcmd, /arm_sdk              unitree_hg/LowCmd (CRC checked)
@@ -52,13 +53,15 @@ class SimNodeConfig:
     status_rate_hz: float = 2.0
     realtime_factor: float = 1.0       # 0 = as fast as possible
     gripper_command_topic: str = '/franka_gripper/joint_command'
+    gripper_timeout_s: float = 3.0     # a GripperCommand goal not reached by then is aborted
     mode_machine: int = 5              # G1 29-DoF rev 1.0 (robots.md §2.2)
     lowcmd_timeout_s: float = 0.1
 
     def __post_init__(self) -> None:
         require_positive(self, 'episode_time_s', 'image_width', 'image_height', 'physics_dt_s',
                          'camera_rate_hz', 'joint_state_rate_hz', 'lowstate_rate_hz',
-                         'clock_rate_hz', 'status_rate_hz', 'lowcmd_timeout_s')
+                         'clock_rate_hz', 'status_rate_hz', 'lowcmd_timeout_s',
+                         'gripper_timeout_s')
         require(self.episodes >= 0, 'episodes', self.episodes, 'an episode count >= 0')
         require(self.settle_time_s >= 0, 'settle_time_s', self.settle_time_s, 'a time >= 0 s')
         require(self.realtime_factor >= 0, 'realtime_factor', self.realtime_factor,
@@ -124,6 +127,7 @@ class SimNode:
                                           self._on_trajectory, QOS_DEFAULT)
             self.node.create_subscription('sensor_msgs/msg/JointState',
                                           cfg.gripper_command_topic, self._on_gripper)
+            self._serve_gripper_action()
         self._msg = msg
         self._reset()
 
@@ -189,6 +193,66 @@ class SimNode:
             self.drops['invalid'] += 1
             self.node.logger.warning(f'rejected a gripper command: {exc}', throttle_s=1.0)
 
+    def _serve_gripper_action(self) -> None:
+        """franka_gripper's ~/gripper_action (franka_ros2 franka_gripper
+        gripper_action_server.cpp): target width = 2 * command.position, rejected outside
+        [0, max width]; ends when the fingers get there (succeeded, reached_goal) or after
+        gripper_timeout_s (aborted, e.g. blocked by an object: stalled)."""
+        self.grip: tuple | None = None
+        g = self.spec.gripper
+        if self.node.backend != 'rclpy' or g.width_max_m <= 0 or not g.action:
+            return
+        import importlib.util
+        if importlib.util.find_spec('control_msgs') is None:
+            self.node.logger.info('control_msgs is not installed: no GripperCommand server '
+                                  f'(gripper commands on {self.cfg.gripper_command_topic})')
+            return
+        from rclpy.action import ActionServer, CancelResponse, GoalResponse
+        self._grip_type = grip = self.node.msg_type('control_msgs/action/GripperCommand')
+
+        def goal_ok(goal: object) -> object:
+            width = 2.0 * goal.command.position
+            ok = np.isfinite(width) and 0.0 <= width <= g.width_max_m + 1e-9
+            return GoalResponse.ACCEPT if ok else GoalResponse.REJECT
+
+        self._grip_server = ActionServer(
+            self.node.ros_node, grip, f'{g.action.rstrip("/")}/gripper_action',
+            self._grip_execute, goal_callback=goal_ok,
+            cancel_callback=lambda _h: CancelResponse.ACCEPT)
+
+    async def _grip_execute(self, handle: object) -> object:
+        from rclpy.task import Future
+        if self.grip is not None:                     # a newer goal replaces the running one
+            self.grip[2].set_result('preempted')
+        width = 2.0 * handle.request.command.position
+        self.env.set_gripper_width(float(np.clip(width, 0.0, self.spec.gripper.width_max_m)))
+        done = Future()
+        self.grip = (handle, width, done,
+                     self.sim_ns + int(self.cfg.gripper_timeout_s * 1e9))
+        outcome = await done                          # set by _gripper_progress in the loop
+        result = self._grip_type.Result()
+        result.position = self.env.gripper_width() / 2.0
+        result.reached_goal = outcome == 'reached'
+        result.stalled = outcome == 'timeout'
+        if outcome == 'reached':
+            handle.succeed()
+        elif outcome == 'canceled':
+            handle.canceled()
+        else:
+            handle.abort()
+        return result
+
+    def _gripper_progress(self) -> None:
+        if self.grip is None:
+            return
+        handle, width, done, deadline_ns = self.grip
+        outcome = ('canceled' if handle.is_cancel_requested else
+                   'reached' if abs(self.env.gripper_width() - width) < 1e-3 else
+                   'timeout' if self.sim_ns > deadline_ns else '')
+        if outcome:
+            self.grip = None
+            done.set_result(outcome)
+
     def _on_lowcmd(self, source: str, msg: object) -> None:
         if not lowcmd_crc_ok(msg):
             self.drops['crc'] += 1
@@ -215,6 +279,7 @@ class SimNode:
         else:
             q_des, dq_des, _ = self.follower.sample(self.now_s)
             self.env.set_joint_command(q_des, dq_des)
+            self._gripper_progress()
         self.env.step(1)
         self.sim_ns += self.dt_ns
 
