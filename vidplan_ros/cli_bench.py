@@ -9,6 +9,7 @@ BENCHES = {
     'sim': 'vidplan_ros.sim.bench',              # physics steps/s, rendered frames/s
     'transport': 'vidplan_ros.transport.bench',  # DDS round-trip latency, (de)serialisation
     'grounding': 'vidplan_ros.eval.bench_grounding',  # ms per replan per grounding method
+    'runtime': 'vidplan_ros.runtime.bench',      # encode / imagine / ground / replan per backend
 }
 
 

@@ -114,7 +114,7 @@ class OnnxRuntimeBackend(Backend):
     """
 
     def __init__(self, onnx_dir: Path, manifest: dict[str, Any], cuda: bool = False,
-                 threads: int = 0) -> None:
+                 threads: int = 0, spin: bool | None = False) -> None:
         import onnxruntime as ort
         self._ort = ort
         self.name = 'onnxruntime_cuda' if cuda else 'onnxruntime'
@@ -122,6 +122,10 @@ class OnnxRuntimeBackend(Backend):
         self.providers = (['CUDAExecutionProvider', 'CPUExecutionProvider'] if cuda
                           else ['CPUExecutionProvider'])
         self.threads = threads
+        # ORT's intra-op threads spin-wait after each run by default, and between its small
+        # forward calls GVP-WM's torch backward runs on the same cores: spinning doubled
+        # g1_reach's ground time on 2 quiet cores (182 vs 96 ms p50; None: ORT's default)
+        self.spin = spin
         self._sessions: dict[str, Any] = {}
 
     def session(self, graph: str) -> Any:
@@ -134,6 +138,9 @@ class OnnxRuntimeBackend(Backend):
             opts.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             if self.threads:
                 opts.intra_op_num_threads = self.threads
+            if self.spin is not None:   # key from onnxruntime_session_options_config_keys.h
+                opts.add_session_config_entry('session.intra_op.allow_spinning',
+                                              '1' if self.spin else '0')
             sess = self._ort.InferenceSession(str(self.onnx_dir / entry['file']), opts,
                                               providers=self.providers)
             if sess.get_providers()[0] != self.providers[0]:
