@@ -130,3 +130,13 @@ def test_export_config_rejects_bad_values():
         ExportConfig(graphs=('planner',))
     with pytest.raises(VidplanError, match='precision'):
         ExportConfig(precision='int8')
+
+
+def test_engine_build_without_tensorrt_says_why(tmp_path, capsys):
+    from vidplan_ros.cli import main
+    from vidplan_ros.runtime.backends import unavailable_reason
+    if unavailable_reason('tensorrt') is None:
+        pytest.skip('TensorRT is usable here: test_backends builds real engines')
+    assert main(['export', 'g1_reach', '--out', str(tmp_path), '--graphs', 'encoder',
+                 '--engine']) == 2
+    assert 'TensorRT' in capsys.readouterr().err

@@ -74,8 +74,8 @@ def _trt() -> Any:
 def engine_path(onnx_sha256: str, fp16: bool, gpu_name: str | None = None,
                 trt_version: str | None = None) -> Path:
     """Where the engine of an ONNX file (by hash) is cached for this GPU and TensorRT."""
+    version = trt_version if trt_version is not None else _trt().__version__  # checks CUDA
     gpu = gpu_name if gpu_name is not None else torch.cuda.get_device_name()
-    version = trt_version if trt_version is not None else _trt().__version__
     gpu = re.sub(r'[^A-Za-z0-9._-]+', '_', gpu).strip('_')
     precision = 'fp16' if fp16 else 'fp32'
     return cache_root() / 'engines' / f'{gpu}-trt{version}-{onnx_sha256[:16]}-{precision}.engine'
