@@ -231,6 +231,12 @@ class RclpyNode(Node):
             self._executor.spin_once(timeout_sec=max(0.0, timeout_s))
         except ExternalShutdownException:
             pass
+        except Exception:  # noqa: BLE001
+            # The signal thread may shut the context down between the check above and the
+            # executor building its wait set: then rcl refuses the timeout timer (RCLError
+            # "the given context is not valid"). That is the same stop; anything else is not.
+            if rclpy.ok(context=self.ros_node.context):
+                raise
 
     def ok(self) -> bool:
         return self._open and rclpy.ok()
