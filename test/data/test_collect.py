@@ -16,14 +16,16 @@ from vidplan_ros.data.collect import (CollectConfig, collect, episode_dir,  # no
                                       main, resolve_robot_task)
 from vidplan_ros.transport import convert as cv  # noqa: E402
 
+# the Franka scene's cameras (sim/scene.py): the fixed workspace views and the wrist
+FRANKA_CAMERAS = ('top', 'front', 'side', 'wrist')
 FRANKA_TOPICS = {
     '/clock': 'rosgraph_msgs/msg/Clock',
     '/joint_states': 'sensor_msgs/msg/JointState',
     '/fr3_arm_controller/joint_trajectory': 'trajectory_msgs/msg/JointTrajectory',
     '/franka_gripper/joint_command': 'sensor_msgs/msg/JointState',
-    **{f'/cameras/{c}/image_raw': 'sensor_msgs/msg/Image' for c in ('front', 'side', 'wrist')},
+    **{f'/cameras/{c}/image_raw': 'sensor_msgs/msg/Image' for c in FRANKA_CAMERAS},
     **{f'/cameras/{c}/camera_info': 'sensor_msgs/msg/CameraInfo'
-       for c in ('front', 'side', 'wrist')},
+       for c in FRANKA_CAMERAS},
 }
 OBSERVATIONS = ('/clock', '/joint_states', '/cameras/front/image_raw')
 

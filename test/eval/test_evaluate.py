@@ -54,8 +54,10 @@ def test_tiny_run_writes_every_file(tiny):
 
 def test_markdown_has_the_table(tiny):
     md = (tiny / 'results.md').read_text()
-    assert '| method | corruption | success | 95% CI |' in md
-    assert '| gvp_wm | frame_drop |' in md and '| inverse_dynamics | frame_drop |' in md
+    assert '| method | plan | corruption | success | 95% CI |' in md
+    assert '| gvp_wm | learned | frame_drop |' in md
+    assert '| inverse_dynamics | learned | frame_drop |' in md
+    assert 'Latency: frozen' in md
     assert 'vidplan eval --task franka/reach' in md
 
 
@@ -111,3 +113,36 @@ def test_seeds_and_arguments(capsys):
     assert cli.main(['eval', '--task', 'franka/reach', '--drop-fraction', '2', '--out',
                      'x']) == 2
     assert 'drop-fraction' in capsys.readouterr().err
+
+
+def test_diagnosis_run_has_expert_plans_the_executor_ceiling_and_real_latency(tmp_path):
+    """`--plan-source learned,expert --executor-only --latency real`: one row per (method,
+    plan source) plus the expert's chunks, and the stage table names the limiting stage."""
+    out = tmp_path / 'diag'
+    assert cli.main(['eval', '--task', 'franka/reach', '--methods', 'inverse_dynamics',
+                     '--plan-source', 'learned,expert', '--executor-only', '--latency', 'real',
+                     '--seeds', '1000', '--max-time-s', '4',
+                     '--no-progress', '--out', str(out)]) == 0
+    result = load_results(out)
+    rows = {(r['method'], r['plan_source']): r for r in result['summary']}
+    assert set(rows) == {('inverse_dynamics', 'learned'), ('inverse_dynamics', 'expert'),
+                         ('expert_executor', 'expert')}
+    # the expert's own chunks through the executor: the loop's ceiling reaches the target
+    assert rows[('expert_executor', 'expert')]['successes'] == 1
+    real = [e for e in result['episodes'] if e['method'] == 'inverse_dynamics']
+    assert all(e['replans'] >= 1 for e in real)
+    md = (out / 'results.md').read_text()
+    assert '## Which stage limits it' in md and 'Latency: real' in md
+    assert '| inverse_dynamics | 100% |' in md
+
+
+def test_fixed_latency_lets_the_sim_run_during_the_replan():
+    from vidplan_ros.eval.closed_loop import EpisodeConfig
+    frozen = EpisodeConfig(max_time_s=1.0)
+    fixed = EpisodeConfig(max_time_s=1.0, latency='fixed', latency_fixed_s=0.05)
+    real = EpisodeConfig(max_time_s=1.0, latency='real')
+    t = {'encode': 0.01, 'imagine': 0.02, 'ground': 0.04}
+    assert frozen.charge_s(t) == 0.0 and fixed.charge_s(t) == 0.05
+    assert real.charge_s(t) == pytest.approx(0.07)
+    with pytest.raises(VidplanError, match='latency'):
+        EpisodeConfig(latency='sometimes')

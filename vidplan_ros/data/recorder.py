@@ -45,9 +45,10 @@ from vidplan_ros.transport import convert as cv
 from vidplan_ros.transport.dds_msgs import UnknownRosTypeError, dds_type
 from vidplan_ros.transport.qos import QoS
 
-__all__ = ['CLOCK_TOPIC', 'COMMANDED_TRAJECTORY_TOPIC', 'EXPERT_TRAJECTORY_TOPIC', 'EpisodeRecorder', 'GRIPPER_TOPIC',
-           'KNOWN_TOPIC_TYPES', 'RecordResult', 'build_parser', 'camera_topics',
-           'command_topic', 'main', 'parse_topic', 'record_topics', 'topic_type']
+__all__ = ['CLOCK_TOPIC', 'COMMANDED_TRAJECTORY_TOPIC', 'EXPERT_TRAJECTORY_TOPIC',
+           'EpisodeRecorder', 'GRIPPER_TOPIC', 'KNOWN_TOPIC_TYPES', 'RecordResult',
+           'build_parser', 'camera_topics', 'command_topic', 'main', 'parse_topic',
+           'record_topics', 'topic_type']
 
 CLOCK_TOPIC = '/clock'
 JOINT_STATES_TOPIC = '/joint_states'

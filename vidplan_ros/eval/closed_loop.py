@@ -1,9 +1,19 @@
-"""The whole stack against the embedded sim in one process: deterministic closed-loop episodes.
+"""The whole stack against the embedded sim in one process: closed-loop episodes.
 
 Every ``replan_period_s`` of sim time the cameras are rendered, the pipeline replans from that
-observation (sim time stands still while it computes, so results do not depend on the machine)
-and the executor splices the plan in; at every physics step the executor gets the measured
-state and its command drives the sim's joint PD, exactly as the executor node drives a robot.
+observation and the executor splices the plan in; at every physics step the executor gets the
+measured state and its command drives the sim's joint PD, exactly as the executor node drives a
+robot. Latency (``EpisodeConfig.latency``):
+
+- ``frozen`` (default): sim time stands still while the stack computes, so an episode depends
+  only on the method and the seed, not on the machine (reproducible comparisons);
+- ``real``: the sim keeps running on the previous plan for the replan's measured compute time
+  (encode + imagine + ground) before the new plan reaches the executor, and the next
+  observation comes when both the period and the compute have passed, as on a robot;
+- ``fixed``: the same with a fixed ``latency_fixed_s`` per replan (machine-independent).
+
+``run_expert_executor`` feeds the scripted expert's chunks straight to the executor instead
+(the loop's ceiling; ``eval.expert_plan``).
 """
 
 from __future__ import annotations
@@ -15,18 +25,24 @@ from typing import Callable
 
 import numpy as np
 
-from vidplan_ros.core.config import require, require_positive
-from vidplan_ros.core.executor import Executor, ExecutorConfig
+from vidplan_ros.core.config import require, require_one_of, require_positive
+from vidplan_ros.core.executor import Executor, ExecutorConfig, GroundedPlan
+from vidplan_ros.eval.expert_plan import ExpertChunks
 from vidplan_ros.runtime.pipeline import Pipeline, Replan
 from vidplan_ros.sim.env import SimConfig, SimEnv
 
-__all__ = ['EpisodeConfig', 'EpisodeOutcome', 'make_env', 'run_closed_loop']
+__all__ = ['EpisodeConfig', 'EpisodeOutcome', 'LATENCIES', 'make_env', 'run_closed_loop',
+           'run_expert_executor']
+
+LATENCIES = ('frozen', 'real', 'fixed')
 
 # A hook that may change the video plan before grounding (corruptions): (replan index, z0,
 # q0, plan) -> plan.
 PlanHook = Callable[[int, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 # Called after each replan with the rendered frames and the replan (videos, logs).
 ReplanHook = Callable[[SimEnv, dict[str, np.ndarray], Replan], None]
+# Makes the video plan (H, V, C, h, w) from the episode's state instead of the planner.
+PlanSource = Callable[[SimEnv], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -37,10 +53,21 @@ class EpisodeConfig:
     replan_period_s: float = 0.2
     post_success_s: float = 0.5      # stop once the task has held success this long
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    latency: str = 'frozen'          # frozen | real | fixed (module docstring)
+    latency_fixed_s: float = 0.0     # the charge per replan with latency = fixed
 
     def __post_init__(self) -> None:
         require_positive(self, 'max_time_s', 'replan_period_s')
         require(self.post_success_s >= 0, 'post_success_s', self.post_success_s, '>= 0 s')
+        require_one_of(self, 'latency', LATENCIES)
+        require(math.isfinite(self.latency_fixed_s) and self.latency_fixed_s >= 0,
+                'latency_fixed_s', self.latency_fixed_s, 'a time >= 0 s')
+
+    def charge_s(self, timings_s: dict[str, float]) -> float:
+        """Sim time that passes while a replan with these stage timings computes."""
+        if self.latency == 'real':
+            return float(sum(timings_s.get(k, 0.0) for k in ('encode', 'imagine', 'ground')))
+        return self.latency_fixed_s if self.latency == 'fixed' else 0.0
 
 
 @dataclass(frozen=True)
@@ -73,66 +100,123 @@ def make_env(pipeline: Pipeline, task: str, domain_randomization: bool = False) 
                             domain_randomization=domain_randomization))
 
 
-def run_closed_loop(env: SimEnv, pipeline: Pipeline, seed: int, cfg: EpisodeConfig,
-                    plan_hook: PlanHook | None = None,
-                    on_replan: ReplanHook | None = None) -> EpisodeOutcome:
-    """Reset ``env`` with ``seed`` and run the stack until success held or the time limit."""
-    wall0 = time.perf_counter()
-    env.reset(seed)
-    pipeline.reset()
-    ex = Executor(env.spec, cfg.executor)
-    dt = env.physics_dt_s
-    steps = max(1, int(round(cfg.replan_period_s / dt)))
-    timings: dict[str, list[float]] = {'encode': [], 'imagine': [], 'ground': []}
-    align, resid = [], []
-    replans = rejected = 0
-    first_success: float | None = None
-    since: float | None = None
-    ex.on_state(env.q(), env.dq(), env.time_s)
-    while env.time_s < cfg.max_time_s - 1e-9:
-        t, q = env.time_s, env.q()
-        frames = {c: env.render(c) for c in pipeline.cameras}
-        rp = _replan(pipeline, frames, q, t, replans, plan_hook)
-        replans += 1
-        if not ex.on_plan(rp.plan).accepted:
-            rejected += 1
-        for k, v in rp.timings_s.items():
-            timings[k].append(1e3 * v)
-        align.append(rp.result.rollout_alignment)
-        resid.append(rp.result.dynamics_residual)
-        if on_replan is not None:
-            on_replan(env, frames, rp)
-        for _ in range(steps):
+class _Episode:
+    """The executor driving the sim between replans, and the episode's bookkeeping."""
+
+    def __init__(self, env: SimEnv, seed: int, cfg: EpisodeConfig) -> None:
+        self.wall0 = time.perf_counter()
+        env.reset(seed)
+        self.env, self.seed, self.cfg = env, int(seed), cfg
+        self.ex = Executor(env.spec, cfg.executor)
+        self.dt = env.physics_dt_s
+        self.steps = max(1, int(round(cfg.replan_period_s / self.dt)))
+        self.replans = self.rejected = 0
+        self.first_success: float | None = None
+        self._since: float | None = None
+        self.ex.on_state(env.q(), env.dq(), env.time_s)
+
+    @property
+    def running(self) -> bool:
+        return self.env.time_s < self.cfg.max_time_s - 1e-9
+
+    def apply(self, plan: GroundedPlan, charge_s: float = 0.0) -> bool:
+        """Let `charge_s` of sim time pass on the current plan (latency), hand the executor
+        `plan`, then run out the replan period. False once the task has held success."""
+        env = self.env
+        delay = min(int(round(charge_s / self.dt)), int(round(self.cfg.max_time_s / self.dt)))
+        self._advance(delay)
+        self.replans += 1
+        if not self.ex.on_plan(plan).accepted:
+            self.rejected += 1
+        self._advance(max(self.steps - delay, 0))
+        ok = env.success()
+        if ok and self.first_success is None:
+            self.first_success = env.time_s
+        self._since = (self._since if ok and self._since is not None
+                       else env.time_s if ok else None)
+        return not (self._since is not None and
+                    env.time_s >= self._since + self.cfg.post_success_s - 1e-9)
+
+    def _advance(self, n: int) -> None:
+        env, ex = self.env, self.ex
+        for _ in range(n):
             now = env.time_s
             ex.on_state(env.q(), env.dq(), now)
             cmd = ex.step(now)
             if cmd.mode != 'idle':
                 env.set_joint_command(cmd.q_rad, cmd.dq_rad_s)
             env.step(1)
-        ok = env.success()
-        if ok and first_success is None:
-            first_success = env.time_s
-        since = (since if ok and since is not None else env.time_s if ok else None)
-        if since is not None and env.time_s >= since + cfg.post_success_s - 1e-9:
+
+    def outcome(self, method: str, align: list[float], resid: list[float],
+                timings: dict[str, list[float]]) -> EpisodeOutcome:
+        status = self.ex.status()
+        modes = {k[5:]: int(v) for k, v in status['counts'].items()  # type: ignore[union-attr]
+                 if k.startswith('mode_')}
+        return EpisodeOutcome(
+            seed=self.seed, method=method, success=self.first_success is not None,
+            time_to_success_s=self.first_success, duration_s=self.env.time_s,
+            final_distance_m=float(self.env.task_state().distance_m), replans=self.replans,
+            rejected_plans=self.rejected,
+            rejected_reasons=dict(status['rejected']),  # type: ignore[arg-type]
+            mean_alignment=_mean(align), mean_dynamics_residual=_mean(resid),
+            timings_ms=timings, wall_s=time.perf_counter() - self.wall0,
+            executor_modes=modes)
+
+
+def run_closed_loop(env: SimEnv, pipeline: Pipeline, seed: int, cfg: EpisodeConfig,
+                    plan_hook: PlanHook | None = None,
+                    on_replan: ReplanHook | None = None,
+                    plan_source: PlanSource | None = None) -> EpisodeOutcome:
+    """Reset ``env`` with ``seed`` and run the stack until success held or the time limit.
+
+    ``plan_source(env)``, if given, makes the video plan in place of the planner (e.g. the
+    expert's future, ``eval.expert_plan``); its time is recorded as ``plan_source`` and not
+    charged as latency."""
+    ep = _Episode(env, seed, cfg)
+    pipeline.reset()
+    timings: dict[str, list[float]] = {'encode': [], 'imagine': [], 'ground': []}
+    if plan_source is not None:
+        timings['plan_source'] = []
+    align, resid = [], []
+    while ep.running:
+        t, q = env.time_s, env.q()
+        frames = {c: env.render(c) for c in pipeline.cameras}
+        video_plan = None
+        if plan_source is not None:
+            t0 = time.perf_counter()
+            video_plan = plan_source(env)
+            timings['plan_source'].append(1e3 * (time.perf_counter() - t0))
+        rp = _replan(pipeline, frames, q, t, ep.replans, plan_hook, video_plan)
+        for k, v in rp.timings_s.items():
+            timings[k].append(1e3 * v)
+        align.append(rp.result.rollout_alignment)
+        resid.append(rp.result.dynamics_residual)
+        if on_replan is not None:
+            on_replan(env, frames, rp)
+        if not ep.apply(rp.plan, cfg.charge_s(rp.timings_s)):
             break
-    status = ex.status()
-    modes = {k[5:]: int(v) for k, v in status['counts'].items()  # type: ignore[union-attr]
-             if k.startswith('mode_')}
-    return EpisodeOutcome(
-        seed=int(seed), method=pipeline.method, success=first_success is not None,
-        time_to_success_s=first_success, duration_s=env.time_s,
-        final_distance_m=float(env.task_state().distance_m), replans=replans,
-        rejected_plans=rejected, rejected_reasons=dict(status['rejected']),  # type: ignore
-        mean_alignment=_mean(align),
-        mean_dynamics_residual=_mean(resid), timings_ms=timings,
-        wall_s=time.perf_counter() - wall0, executor_modes=modes)
+    return ep.outcome(pipeline.method, align, resid, timings)
+
+
+def run_expert_executor(env: SimEnv, chunks: ExpertChunks, seed: int, cfg: EpisodeConfig
+                        ) -> EpisodeOutcome:
+    """The scripted expert's chunks as the grounded plans, every replan period, through the
+    same executor: what the loop achieves when every stage upstream is perfect."""
+    ep = _Episode(env, seed, cfg)
+    chunks.reset(env)
+    while ep.running:
+        if not ep.apply(chunks.plan(env), cfg.latency_fixed_s if cfg.latency == 'fixed'
+                        else 0.0):
+            break
+    return ep.outcome('expert_executor', [], [], {})
 
 
 def _replan(pipeline: Pipeline, frames: dict[str, np.ndarray], q: np.ndarray, t: float,
-            index: int, plan_hook: PlanHook | None) -> Replan:
+            index: int, plan_hook: PlanHook | None,
+            video_plan: np.ndarray | None = None) -> Replan:
     if plan_hook is None:
-        return pipeline.replan(frames, q, t)
-    return pipeline.replan(frames, q, t,
+        return pipeline.replan(frames, q, t, video_plan=video_plan)
+    return pipeline.replan(frames, q, t, video_plan=video_plan,
                            plan_hook=lambda z0, q0, plan: plan_hook(index, z0, q0, plan))
 
 

@@ -46,17 +46,25 @@ def _weighted_mean(values: list[float], weights: list[int]) -> float:
     return sum(v * w for v, w in pairs) / total if total else math.nan
 
 
+def _source(e: dict[str, Any]) -> str:
+    return e.get('plan_source', 'learned')
+
+
 def summarize(episodes: list[dict[str, Any]], methods: list[str] | None = None,
-              corruptions: list[str] | None = None) -> list[dict[str, Any]]:
-    """One row per (method, corruption): success rate with its Wilson 95% interval, mean time
-    to success (successful episodes), grounding ms per replan (p50/p95 over every replan),
-    replan-weighted mean alignment and dynamics residual, rejected plans, final distance."""
+              corruptions: list[str] | None = None,
+              plan_sources: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per (method, plan source, corruption): success rate with its Wilson 95%
+    interval, mean time to success (successful episodes), grounding ms per replan (p50/p95 over
+    every replan), replan-weighted mean alignment and dynamics residual, rejected plans, final
+    distance. The expert ceiling (method ``expert_executor``) has plan source ``expert``."""
     methods = methods or list(dict.fromkeys(e['method'] for e in episodes))
     corruptions = corruptions or list(dict.fromkeys(e['corruption'] for e in episodes))
+    sources = list(dict.fromkeys([*(plan_sources or []), *map(_source, episodes)]))
     rows = []
     for m in methods:
-        for c in corruptions:
-            eps = [e for e in episodes if e['method'] == m and e['corruption'] == c]
+        for src, c in [(src, c) for src in sources for c in corruptions]:
+            eps = [e for e in episodes if e['method'] == m and e['corruption'] == c
+                   and _source(e) == src]
             if not eps:
                 continue
             n, k = len(eps), sum(bool(e['success']) for e in eps)
@@ -69,7 +77,8 @@ def summarize(episodes: list[dict[str, Any]], methods: list[str] | None = None,
                 for reason, count in (e.get('rejected_reasons') or {}).items():
                     reasons[reason] = reasons.get(reason, 0) + int(count)
             rows.append({
-                'method': m, 'corruption': c, 'episodes': n, 'successes': k,
+                'method': m, 'plan_source': src, 'corruption': c, 'episodes': n,
+                'successes': k,
                 'success_rate': k / n, 'success_ci95': [lo, hi],
                 'mean_time_to_success_s': float(np.mean(tts)) if tts else None,
                 'ground_ms_p50': _percentile(ground, 50), 'ground_ms_p95': _percentile(ground, 95),
@@ -146,18 +155,21 @@ def to_markdown(result: dict[str, Any]) -> str:
              f"{machine.get('torch', '?')}, MuJoCo {machine.get('mujoco', '?')}; commit "
              f"`{git.get('commit', '?')}`{' (uncommitted changes)' if git.get('dirty') else ''}; "
              f"{result['started']}; wall {result['wall_s']:.0f} s.", '',
-             '| method | corruption | success | 95% CI | time to success (s) | '
+             f'Latency: {_latency_text(cfg)}.', '',
+             '| method | plan | corruption | success | 95% CI | time to success (s) | '
              'ground p50 / p95 (ms) | alignment | dyn. residual | rejected plans |',
-             '|---|---|---|---|---|---|---|---|---|']
+             '|---|---|---|---|---|---|---|---|---|---|']
     for r in result['summary']:
         lo, hi = r['success_ci95']
         lines.append(
-            f"| {r['method']} | {r['corruption']} | {r['successes']}/{r['episodes']} = "
+            f"| {r['method']} | {r.get('plan_source', 'learned')} | {r['corruption']} | "
+            f"{r['successes']}/{r['episodes']} = "
             f"{100 * r['success_rate']:.0f}% | {_fmt(lo and 100 * lo, '.0f')}-"
             f"{_fmt(hi and 100 * hi, '.0f')}% | {_fmt(r['mean_time_to_success_s'], '.2f')} | "
             f"{_fmt(r['ground_ms_p50'], '.0f')} / {_fmt(r['ground_ms_p95'], '.0f')} | "
             f"{_fmt(r['mean_alignment'], '.3f')} | {_fmt(r['mean_dynamics_residual'], '.3f')} | "
             f"{r['rejected_plans']}/{r['replans']} |")
+    lines += diagnosis(result['summary'])
     reasons = [r for r in result['summary'] if r.get('rejected_reasons')]
     if reasons:
         lines += ['', "Rejected plans by the executor's reason:", '']
@@ -174,6 +186,52 @@ def to_markdown(result: dict[str, Any]) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def _latency_text(cfg: dict[str, Any]) -> str:
+    mode = cfg.get('latency', 'frozen')
+    if mode == 'real':
+        return ("real: the sim runs on during each replan's measured compute time "
+                '(encode + imagine + ground)')
+    if mode == 'fixed':
+        return f"fixed {1e3 * cfg.get('latency_fixed_s', 0.0):.0f} ms per replan"
+    return 'frozen (sim time stands still while the stack computes)'
+
+
+def diagnosis(summary: list[dict[str, Any]]) -> list[str]:
+    """Which stage limits each method (uncorrupted rows): the executor ceiling (the expert's
+    chunks), grounding + world model (the expert's video as the plan), the planner (the learned
+    plan). The stage is the one with the largest success drop from the stage before it."""
+    rows = {(r['method'], r.get('plan_source', 'learned')): r for r in summary
+            if r['corruption'] == 'none'}
+    ceiling = rows.get(('expert_executor', 'expert'))
+    methods = [m for m, src in rows if m != 'expert_executor' and src == 'expert']
+    if not methods and ceiling is None:
+        return []
+    def rate(r: dict[str, Any] | None) -> float | None:
+        return r['success_rate'] if r is not None else None
+
+    def pct(x: float | None) -> str:
+        return '-' if x is None else f'{100 * x:.0f}%'
+
+    lines = ['', '## Which stage limits it', '',
+             '| method | executor ceiling (expert chunks) | expert video plan (grounding + '
+             'world model) | learned plan (whole stack) | limiting stage |',
+             '|---|---|---|---|---|']
+    for m in methods or [m for m, src in rows if m != 'expert_executor']:
+        top, exp_, learned = rate(ceiling), rate(rows.get((m, 'expert'))), \
+            rate(rows.get((m, 'learned')))
+        drops = {'executor / expert': 1.0 - top if top is not None else None,
+                 'grounding + world model': (top if top is not None else 1.0) - exp_
+                 if exp_ is not None else None,
+                 'planner': exp_ - learned if exp_ is not None and learned is not None
+                 else None}
+        known = {k: v for k, v in drops.items() if v is not None}
+        worst = max(known, key=lambda k: known[k]) if known else '-'
+        drop_text = ', '.join(f'{k} -{100 * v:.0f} pts' for k, v in known.items())
+        lines.append(f'| {m} | {pct(top)} | {pct(exp_)} | {pct(learned)} | {worst} '
+                     f'({drop_text}) |')
+    return lines
+
+
 # --- plots -----------------------------------------------------------------------------------
 
 def _pyplot() -> Any:
@@ -187,7 +245,11 @@ def plot_success(result: dict[str, Any], path: Path) -> None:
     """Bars of the success rate per method, one bar per corruption, Wilson 95% whiskers."""
     plt = _pyplot()
     rows = result['summary']
-    methods = list(dict.fromkeys(r['method'] for r in rows))
+    def label(r: dict[str, Any]) -> str:
+        return (r['method'] if r.get('plan_source', 'learned') == 'learned'
+                else f"{r['method']}\n({r['plan_source']} plan)")
+
+    methods = list(dict.fromkeys(label(r) for r in rows))
     corruptions = list(dict.fromkeys(r['corruption'] for r in rows))
     width = 0.8 / len(corruptions)
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(methods) * max(1, len(corruptions)) / 2
@@ -195,7 +257,7 @@ def plot_success(result: dict[str, Any], path: Path) -> None:
     for j, c in enumerate(corruptions):
         xs, ys, err = [], [], [[], []]
         for i, m in enumerate(methods):
-            r = next((r for r in rows if r['method'] == m and r['corruption'] == c), None)
+            r = next((r for r in rows if label(r) == m and r['corruption'] == c), None)
             if r is None:
                 continue
             lo, hi = r['success_ci95']

@@ -41,7 +41,9 @@ from typing import Any, Callable, NamedTuple, Sequence
 from vidplan_ros.core.baselines import METHODS
 from vidplan_ros.core.config import require, require_one_of, require_positive
 from vidplan_ros.core.errors import VidplanError
+from vidplan_ros.eval.closed_loop import LATENCIES
 from vidplan_ros.eval.corruptions import CORRUPTIONS, CorruptionConfig
+from vidplan_ros.eval.expert_plan import PLAN_SOURCES
 
 __all__ = ['EvalConfig', 'Job', 'executor_config_for', 'main', 'parse_seeds', 'run_eval']
 
@@ -71,6 +73,10 @@ class EvalConfig:
     grounding_config: str = ''        # params YAML of the grounders; '' = config/grounding.yaml
     executor_config: str = ''         # params YAML (executor: section); '' = config/executor.yaml
     corruption: CorruptionConfig = field(default_factory=CorruptionConfig)  # strengths
+    plan_sources: tuple[str, ...] = ('learned',)   # learned planner | expert's future
+    executor_only: bool = False       # also the expert's chunks straight into the executor
+    latency: str = 'frozen'           # frozen | real | fixed (eval.closed_loop)
+    latency_fixed_s: float = 0.0
 
     def __post_init__(self) -> None:
         from vidplan_ros.sim.tasks import TASKS
@@ -87,6 +93,15 @@ class EvalConfig:
         require(self.video_episodes >= 0, 'video_episodes', self.video_episodes, '>= 0')
         require(self.workers >= 1, 'workers', self.workers, 'an integer >= 1')
         require(self.threads >= 1, 'threads', self.threads, 'an integer >= 1')
+        require(bool(self.plan_sources) and set(self.plan_sources) <= set(PLAN_SOURCES),
+                'plan_sources', self.plan_sources, f'one or more of {list(PLAN_SOURCES)}')
+        require_one_of(self, 'latency', LATENCIES)
+        require(self.latency_fixed_s >= 0, 'latency_fixed_s', self.latency_fixed_s, '>= 0 s')
+
+    @property
+    def report_methods(self) -> list[str]:
+        """Row order of the report: the expert ceiling first, then the methods."""
+        return (['expert_executor'] if self.executor_only else []) + list(self.methods)
 
     @property
     def model_name(self) -> str:
@@ -109,15 +124,21 @@ class Job(NamedTuple):
     corruption: str
     seed: int
     video: bool
+    plan_source: str = 'learned'
 
 
 def make_jobs(cfg: EvalConfig) -> list[Job]:
-    """Every (method, corruption, seed), method-major; the first video_episodes seeds film."""
-    jobs = []
+    """The expert ceiling (with executor_only), then every (method, plan source, corruption,
+    seed), method-major; the first video_episodes seeds film."""
+    jobs: list[Job] = []
+    if cfg.executor_only:
+        jobs += [Job(len(jobs) + i, 'expert_executor', 'none', int(s), False, 'expert')
+                 for i, s in enumerate(cfg.seeds)]
     for m in cfg.methods:
-        for c in cfg.corruptions:
-            for i, s in enumerate(cfg.seeds):
-                jobs.append(Job(len(jobs), m, c, int(s), i < cfg.video_episodes))
+        for src in cfg.plan_sources:
+            for c in cfg.corruptions:
+                for i, s in enumerate(cfg.seeds):
+                    jobs.append(Job(len(jobs), m, c, int(s), i < cfg.video_episodes, src))
     return jobs
 
 
@@ -128,7 +149,12 @@ def executor_config_for(method: str, base: Any, gate: str) -> Any:
 
 
 def video_part(out_dir: Path, job: Job) -> Path:
-    return out_dir / 'videos' / 'parts' / f'{job.method}__{job.corruption}__{job.seed}.mp4'
+    return out_dir / 'videos' / 'parts' / f'{_video_name(job)}__{job.seed}.mp4'
+
+
+def _video_name(job: Job) -> str:
+    src = '' if job.plan_source == 'learned' else f'__{job.plan_source}_plan'
+    return f'{job.method}{src}__{job.corruption}'
 
 
 # --- one worker: its own env and pipeline ----------------------------------------------------
@@ -152,12 +178,30 @@ class _Worker:
         self.env = make_env(self.pipeline, cfg.task)   # the model's cameras at its image size
         self._methods: dict[str, Any] = {}
         self._corruptors: dict[str, Any] = {}
+        self._expert_plans: Any = None       # ExpertPlanSource, made on first use
+        self._expert_chunks: Any = None      # ExpertChunks, made on first use
 
     def run(self, job: Job) -> dict[str, Any]:
-        from vidplan_ros.eval.closed_loop import EpisodeConfig, run_closed_loop
+        from vidplan_ros.eval.closed_loop import (EpisodeConfig, run_closed_loop,
+                                                  run_expert_executor)
         from vidplan_ros.eval.corruptions import PlanCorruptor
         from vidplan_ros.eval.eval_video import EpisodeVideo
+        from vidplan_ros.eval.expert_plan import ExpertChunks, ExpertPlanSource
         cfg = self.cfg
+        if job.method == 'expert_executor':
+            self._expert_chunks = self._expert_chunks or ExpertChunks(self.env)
+            episode = EpisodeConfig(max_time_s=cfg.episode_time_s,
+                                    replan_period_s=cfg.replan_period_s,
+                                    executor=self.executor, latency=cfg.latency,
+                                    latency_fixed_s=cfg.latency_fixed_s)
+            outcome = run_expert_executor(self.env, self._expert_chunks, job.seed, episode)
+            return {'corruption': job.corruption, 'plan_source': job.plan_source,
+                    **asdict(outcome)}
+        source = None
+        if job.plan_source == 'expert':
+            self._expert_plans = self._expert_plans or ExpertPlanSource(self.pipeline,
+                                                                        self.env)
+            source = self._expert_plans.plan
         if job.method not in self._methods:
             self._methods[job.method] = self.pipeline.with_method(job.method)
         if job.corruption not in self._corruptors:
@@ -167,18 +211,22 @@ class _Worker:
         episode = EpisodeConfig(max_time_s=cfg.episode_time_s,
                                 replan_period_s=cfg.replan_period_s,
                                 executor=executor_config_for(job.method, self.executor,
-                                                             cfg.residual_gate))
+                                                             cfg.residual_gate),
+                                latency=cfg.latency, latency_fixed_s=cfg.latency_fixed_s)
         video = (EpisodeVideo(video_part(self.out_dir, job), self.pipeline,
                               1.0 / cfg.replan_period_s,
-                              f'{job.method} / {job.corruption} / seed {job.seed}')
+                              f'{job.method} / {job.plan_source} plan / {job.corruption} / '
+                              f'seed {job.seed}')
                  if job.video else None)
         try:
             outcome = run_closed_loop(self.env, pipeline, job.seed, episode,
-                                      plan_hook=corruptor.hook(job.seed), on_replan=video)
+                                      plan_hook=corruptor.hook(job.seed), on_replan=video,
+                                      plan_source=source)
         finally:
             if video is not None:
                 video.close()
-        return {'corruption': job.corruption, **asdict(outcome)}
+        return {'corruption': job.corruption, 'plan_source': job.plan_source,
+                **asdict(outcome)}
 
     def sources(self) -> dict[str, str]:
         return {name: c.wrong.source for name, c in self._corruptors.items()
@@ -187,6 +235,8 @@ class _Worker:
     def close(self) -> None:
         for c in self._corruptors.values():
             c.close()
+        if self._expert_plans is not None:
+            self._expert_plans.close()
         self.env.close()
 
 
@@ -289,14 +339,15 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, command: str = '',
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=len(jobs), unit='ep', file=sys.stderr, desc=f'eval {cfg.task}')
-    tally: dict[tuple[str, str], list[int]] = {}
+    tally: dict[str, list[int]] = {}
 
     def report(job: Job, episode: dict[str, Any]) -> None:
-        ok = tally.setdefault((job.method, job.corruption), [0, 0])
+        name = _video_name(job).replace('__', '/')
+        ok = tally.setdefault(name, [0, 0])
         ok[0] += bool(episode['success'])
         ok[1] += 1
         if bar is not None:
-            bar.set_postfix_str(f'{job.method}/{job.corruption} success {ok[0]}/{ok[1]}')
+            bar.set_postfix_str(f'{name} success {ok[0]}/{ok[1]}')
             bar.update(1)
 
     try:
@@ -316,7 +367,8 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, command: str = '',
         'git': git_state(), 'started': started, 'wall_s': time.perf_counter() - wall0,
         'residual_gate_text': GATE_TEXT[cfg.residual_gate], 'corruption_sources': sources,
         'episodes': episodes,
-        'summary': summarize(episodes, list(cfg.methods), list(cfg.corruptions)),
+        'summary': summarize(episodes, cfg.report_methods, list(cfg.corruptions),
+                             list(cfg.plan_sources)),
     }
     write_results(result, out_dir)
     if cfg.video_episodes:
@@ -326,12 +378,12 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, command: str = '',
 
 def _join_videos(jobs: list[Job], out_dir: Path) -> None:
     from vidplan_ros.eval.eval_video import concat_videos
-    groups: dict[tuple[str, str], list[Path]] = {}
+    groups: dict[str, list[Path]] = {}
     for job in jobs:
         if job.video:
-            groups.setdefault((job.method, job.corruption), []).append(video_part(out_dir, job))
-    for (method, corruption), parts in groups.items():
-        concat_videos(parts, out_dir / 'videos' / f'{method}__{corruption}.mp4')
+            groups.setdefault(_video_name(job), []).append(video_part(out_dir, job))
+    for name, parts in groups.items():
+        concat_videos(parts, out_dir / 'videos' / f'{name}.mp4')
         for p in parts:
             p.unlink()
     parts_dir = out_dir / 'videos' / 'parts'
@@ -354,6 +406,20 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     if not seeds:
         raise VidplanError(f'--seeds {text!r} names no seed')
     return tuple(seeds)
+
+
+def _latency(text: str) -> tuple[str, float]:
+    """--latency: 'frozen' | 'real' | a fixed time in ms -> (mode, fixed seconds)."""
+    if text in ('frozen', 'real'):
+        return text, 0.0
+    try:
+        ms = float(text)
+    except ValueError:
+        ms = -1.0
+    if not ms >= 0:
+        raise VidplanError(f'--latency {text!r}: use frozen, real or a time in ms >= 0 '
+                           '(e.g. --latency 150)')
+    return 'fixed', ms / 1e3
 
 
 def _names(text: str, known: tuple[str, ...], flag: str) -> tuple[str, ...]:
@@ -382,6 +448,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--max-time-s', type=float, default=0.0,
                    help='episode limit, sim s (default: reach 10, push 20)')
     p.add_argument('--replan-period-s', type=float, default=0.2)
+    p.add_argument('--plan-source', default='learned',
+                   help='learned, expert or learned,expert: the video plan from the learned '
+                        "planner, or the scripted expert's future rendered in a copy of the sim "
+                        "and encoded by the model set's encoder (planner removed)")
+    p.add_argument('--executor-only', action='store_true',
+                   help="also run the expert's chunks straight into the executor (the ceiling)")
+    p.add_argument('--latency', default='frozen',
+                   help='frozen (sim time stops while the stack computes; default), real (the '
+                        'sim runs on during the measured compute time) or a fixed time in ms')
     p.add_argument('--residual-gate', default='auto', choices=GATES,
                    help='executor dynamics-residual gate: auto = gvp_wm and collocation only')
     p.add_argument('--grounding-config', default='', help='default config/grounding.yaml')
@@ -413,7 +488,10 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
             blur_sigma_px=args.blur_sigma_px, drop_fraction=args.drop_fraction,
             duplicate_fraction=args.duplicate_fraction, noise_std=args.noise_std,
             wrong_task_model=args.wrong_task_model)
+        latency, fixed_s = _latency(args.latency)
         return EvalConfig(
+            plan_sources=_names(args.plan_source, PLAN_SOURCES, '--plan-source'),
+            executor_only=args.executor_only, latency=latency, latency_fixed_s=fixed_s,
             task=args.task, methods=_names(args.methods, METHODS, '--methods'),
             corruptions=_names(args.corruptions, CORRUPTIONS, '--corruptions'), seeds=seeds,
             model=args.model, max_time_s=args.max_time_s,

@@ -149,4 +149,30 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
         f'{s["planner_cosine"][-1]:.3f}, world-model cosine at H '
         f'{s["world_model_cosine"][-1]:.3f}, inverse dynamics RMSE '
         f'{s["inverse_dynamics_rmse_rad"]:.4f} rad.', '']
+    lines += _curves_section(t.get('curves')) + _framing_section(info.get('framing'), cfg)
     (out / 'README.md').write_text('\n'.join(lines))
+
+
+def _curves_section(curves: dict[str, Any] | None) -> list[str]:
+    if not curves:
+        return []
+    out = ['## Held-out loss curves', '', '![loss curves](loss_curves.png)', '',
+           '| stage | evaluations | best held-out | at step | last step |',
+           '|---|---|---|---|---|']
+    for name, c in curves.items():
+        pts = c.get('points') or []
+        if pts:
+            out.append(f'| {name} | {len(pts)} | {c["best_heldout"]} | {c["best_step"]} | '
+                       f'{pts[-1]["step"]} |')
+    return out + ['', 'Each stage keeps its weights of the best held-out evaluation.', '']
+
+
+def _framing_section(rows: list[dict[str, Any]] | None, cfg: Any) -> list[str]:
+    if not rows or 'error' in rows[0]:
+        return []
+    out = [f'## Framing: pixels per centimetre at {cfg.image_size} px', '',
+           '(`python -m vidplan_ros.sim.framing`, 20 seeds; the tip at the ready pose)', '',
+           '| camera | object | px/cm (mean) | min | in view |', '|---|---|---|---|---|']
+    out += [f'| {r["camera"]} | {r["point"]} | {r["px_per_cm_mean"]:.2f} | '
+            f'{r["px_per_cm_min"]:.2f} | {100 * r["visible_fraction"]:.0f}% |' for r in rows]
+    return out + ['']

@@ -83,6 +83,11 @@ class TrainConfig:
     checkpoint_every: int = 500
     threads: int = 2
     heldout_windows: int = 6      # windows saved to heldout.npz for the reproduction test
+    # Held-out losses every eval_every steps (the card's curves); a stage stops early once its
+    # held-out loss has not improved for `patience` evaluations (0: run all steps), and keeps
+    # the weights of its best evaluation.
+    eval_every: int = 250
+    patience: int = 0
 
     def __post_init__(self) -> None:
         require(0 < self.heldout_fraction < 1, 'heldout_fraction', self.heldout_fraction,
@@ -93,7 +98,9 @@ class TrainConfig:
         require(self.ae_steps >= 0 and self.dyn_steps >= 0, 'ae_steps',
                 (self.ae_steps, self.dyn_steps), 'step counts >= 0')
         require_positive(self, 'ae_batch', 'ae_lr', 'dyn_batch', 'dyn_lr', 'wm_rollout',
-                         'checkpoint_every', 'threads', 'heldout_windows')
+                         'checkpoint_every', 'threads', 'heldout_windows', 'eval_every')
+        require(self.patience >= 0, 'patience', self.patience,
+                'a number of evaluations >= 0 (0: no early stop)')
 
 
 @dataclass(frozen=True)

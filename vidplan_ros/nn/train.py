@@ -18,6 +18,7 @@ data-parallel (DDP; NCCL on GPUs, gloo on CPU); the default is one CPU process.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -32,6 +33,7 @@ from vidplan_ros.core.config import load_config
 from vidplan_ros.core.robot_spec import load_robot_spec
 from vidplan_ros.data.dataset import Dataset, build_dataset, split_sequences
 from vidplan_ros.nn.checkpoint import load_checkpoint, save_checkpoint
+from vidplan_ros.nn.curves import HeldoutTracker, plot_curves
 from vidplan_ros.nn.metrics import evaluate_windows, write_model_card
 from vidplan_ros.nn.model_config import ModelConfig
 from vidplan_ros.nn.model_set import (MODEL_FILES, ModelSet, NormStats, build_models,
@@ -173,8 +175,24 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
                                    for e in train_seqs])
     ae_run = _wrap(ae, world, device)
     ae_losses: list[float] = []
+    held_frames = np.concatenate([np.arange(ds.seq_start[e], ds.seq_start[e + 1])
+                                  for e in held_seqs]) if len(held_seqs) else train_frames
+    held_frames = np.random.default_rng(tc.seed).choice(
+        held_frames, size=min(256, len(held_frames)), replace=False)
+    ae_track = HeldoutTracker('autoencoder', ae, tc.patience)
+
+    def ae_eval() -> None:
+        ae.eval()
+        with torch.no_grad():
+            x = _images(ds, held_frames).to(device)
+            held = float(((ae(x) - x) ** 2).mean())
+        ae.train()
+        recent = ae_losses[-tc.eval_every:] or [math.nan]
+        ae_track.add(ae_step, float(np.mean(recent)), {'total': held})
+        log(f'autoencoder step {ae_step}: held-out MSE {held:.5f}')
+
     with _bar(tc.ae_steps, ae_step, 'autoencoder', progress and rank == 0) as bar:
-        while ae_step < tc.ae_steps:
+        while ae_step < tc.ae_steps and not ae_track.should_stop:
             if stop_after is not None and ae_step + dyn_step - steps0 >= stop_after:
                 save()
                 return {}
@@ -191,6 +209,9 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
             bar.set_postfix(loss=f'{loss.item():.5f}')
             if ae_step % tc.checkpoint_every == 0:
                 save()
+            if ae_step % tc.eval_every == 0 or ae_step == tc.ae_steps:
+                ae_eval()
+    ae_track.restore_best()
     ae.eval()
     for p in ae.parameters():
         p.requires_grad_(False)
@@ -211,8 +232,32 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
         models['planner'].set_residual_scale(*_future_pairs(z_all, win, device))
     dyn_run = _wrap(dyn, world, device)
     dyn_losses: list[list[float]] = []
+    dyn_track = HeldoutTracker('planner+wm+id', dyn, tc.patience)
+    held_win = torch.as_tensor(_windows(ds, held_seqs, horizon, full=False)) \
+        if len(held_seqs) else win
+    held_gen = torch.Generator().manual_seed(tc.seed + 7)
+    eval_rows = held_win[torch.randperm(len(held_win), generator=held_gen)[:256]]
+    held_noise = torch.randn(z_all[eval_rows][:, 1:].shape, generator=held_gen)
+    held_tau = torch.rand(len(eval_rows), generator=held_gen)
+
+    def dyn_eval() -> None:
+        dyn.eval()
+        with torch.no_grad():
+            mask = has[eval_rows[:, :-1]] * (eval_rows[:, 1:] != eval_rows[:, :-1]).float()
+            parts = [float(v) for v in dyn(
+                z_all[eval_rows].to(device), q_all[eval_rows].to(device),
+                a_all[eval_rows[:, :-1]].to(device), mask.to(device), held_noise.to(device),
+                held_tau.to(device))]
+        dyn.train()
+        recent = [sum(r) for r in dyn_losses[-tc.eval_every:]] or [math.nan]
+        dyn_track.add(dyn_step, float(np.mean(recent)),
+                      {'total': sum(parts), 'flow': parts[0], 'world_model': parts[1],
+                       'inverse_dynamics': parts[2]})
+        log(f'dynamics step {dyn_step}: held-out flow {parts[0]:.4f} wm {parts[1]:.4f} '
+            f'id {parts[2]:.4f}')
+
     with _bar(tc.dyn_steps, dyn_step, 'planner+wm+id', progress and rank == 0) as bar:
-        while dyn_step < tc.dyn_steps:
+        while dyn_step < tc.dyn_steps and not dyn_track.should_stop:
             if stop_after is not None and ae_step + dyn_step - steps0 >= stop_after:
                 save()
                 return {}
@@ -236,6 +281,9 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
             bar.set_postfix(fm=f'{fm.item():.4f}', wm=f'{wm.item():.4f}', id=f'{idl.item():.4f}')
             if dyn_step % tc.checkpoint_every == 0:
                 save()
+            if dyn_step % tc.eval_every == 0 or dyn_step == tc.dyn_steps:
+                dyn_eval()
+    dyn_track.restore_best()
     save()
     wall = elapsed + time.time() - t_start
     if rank != 0:
@@ -264,13 +312,29 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
                      'device': str(device), 'torch': torch.__version__,
                      'autoencoder_loss_first_last': _ends(ae_losses),
                      'dynamics_loss_first_last': [_ends([r[i] for r in dyn_losses])
-                                                  for i in range(3)]},
+                                                  for i in range(3)],
+                     'curves': {'autoencoder': ae_track.summary(),
+                                'planner+wm+id': dyn_track.summary()}},
         'metrics_heldout': metrics,
         'metrics_heldout_npz': small,
+        'framing': _framing(cfg),
     }
     save_model_set(out, cfg, models, norm, info)
+    plot_curves(info['training']['curves'], out / 'loss_curves.png')
     write_model_card(out, cfg, info)
     return info
+
+
+def _framing(cfg: ModelConfig) -> list[dict[str, Any]]:
+    """Pixels per cm of the task's objects in the model's views (sim tasks only)."""
+    try:
+        from dataclasses import asdict
+
+        from vidplan_ros.sim.framing import measure_framing
+        rows = measure_framing(cfg.task, cfg.data.cameras, cfg.image_size, range(20))
+    except (ImportError, ValueError, KeyError) as exc:   # no sim, or not a sim task/camera
+        return [{'error': str(exc)}]
+    return [asdict(r) for r in rows]
 
 
 def _future_pairs(z_all: torch.Tensor, win: torch.Tensor,

@@ -119,7 +119,8 @@ class SimEnv:
     # -- episode -------------------------------------------------------------------------------
 
     def reset(self, seed: int) -> None:
-        """Robot at the spec's ready pose (at rest, gripper open), task randomised from `seed`."""
+        """Robot at the spec's ready pose (at rest, gripper at the task's opening, default
+        open), task randomised from `seed`."""
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
         ready = np.array(self.spec.ready_pose_rad, dtype=np.float64)
@@ -128,7 +129,8 @@ class SimEnv:
         self._cmd[0] = ready
         self._effort = np.zeros(len(ready))
         if self._has_gripper:
-            half = self.spec.gripper.width_max_m / 2
+            width = self.task.gripper_width_m
+            half = (self.spec.gripper.width_max_m if width is None else width) / 2
             d.qpos[self._finger_qadr] = half
             d.ctrl[self._grip_act] = half
             self._grip_goal = half
@@ -204,6 +206,20 @@ class SimEnv:
         self.set_joint_command(q)
         mujoco.mj_forward(self.model, self.data)
         self._kinematics_stale = False
+
+    def copy_state_from(self, other: SimEnv) -> None:
+        """Make this env's physics, commands and task state equal to `other`'s (same robot,
+        task and scene): a copy to look ahead in (e.g. the expert's future for `vidplan eval
+        --plan-source expert`) without touching `other`."""
+        if other.model.nq != self.model.nq or other.cfg.task != self.cfg.task:
+            raise ValueError(f'cannot copy the state of a {other.cfg.task} env into a '
+                             f'{self.cfg.task} env')
+        mujoco.mj_copyData(self.data, self.model, other.data)
+        self._cmd = other._cmd.copy()
+        self._effort = other._effort.copy()
+        if self._has_gripper:
+            self._grip_goal = other._grip_goal
+        self._kinematics_stale = True
 
     # -- gripper -------------------------------------------------------------------------------
 

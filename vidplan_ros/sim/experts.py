@@ -142,6 +142,17 @@ class PhaseExpert:
         """Start a new episode from joint positions q_now (n,), spec order."""
         self._start(q_now)
 
+    def resume(self, t_s: float, task_state: Any, q_now: np.ndarray) -> None:
+        """Start reacting to a state the expert did not lead to (a learned policy's, a
+        perturbation's): a fresh episode from `q_now` at time `t_s`, entering the phase that
+        state is in (`_entry_phase`) instead of the first, so e.g. an arm already on the
+        approach line is not sent back to the pre-pose."""
+        self.reset(task_state, q_now)
+        self._phase_idx = self.phases.index(self._entry_phase(task_state, q_now))
+
+    def _entry_phase(self, task_state: Any, q_now: np.ndarray) -> str:
+        return self.phases[0]
+
     def act(self, t_s: float, q_now: np.ndarray, task_state: Any) -> ExpertAction:
         """The chunk for the next `chunk_horizon_s`, made at time `t_s` (s)."""
         last = len(self.phases) - 1
@@ -247,6 +258,7 @@ class ReachExpert(PhaseExpert):
     """
 
     phases = ('pre', 'approach', 'hold')
+    APPROACH_M = 0.08           # the pre-pose's distance from the target (subclasses set it)
     APPROACH_SPEED_M_S = 0.15   # peak tool speed of the approach (m/s)
     OFFSET_GAIN = 0.9           # fraction of a measured joint error added to the offset
 
@@ -268,6 +280,12 @@ class ReachExpert(PhaseExpert):
 
     def _pre_point(self, target: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def _entry_phase(self, task_state: Any, q_now: np.ndarray) -> str:
+        """'approach' (a straight line to the target) when the tool is already within the
+        pre-pose's distance of it, else 'pre'."""
+        near = np.linalg.norm(np.asarray(task_state.tip_pos_m) - self._target)
+        return 'approach' if near <= 1.25 * self.APPROACH_M else 'pre'
 
     def _plan(self, phase: str, q_start: np.ndarray, task_state: Any, q_now: np.ndarray
               ) -> JointPath:
@@ -399,6 +417,23 @@ class FrankaPushExpert(PhaseExpert):
             yaw += math.pi
         self._ik = ToolIK(self.chain, _rot_z(yaw) @ HAND_DOWN, self.cfg.ik_seeds,
                           margin_rad=self.ik_margin_rad)
+
+    def _entry_phase(self, ts: Any, q_now: np.ndarray) -> str:
+        """By where the tool is relative to the stroke (aimed from the cube now): on the
+        stroke line at pushing height behind the cube -> 'push'; above its start -> 'descend';
+        anywhere else -> 'above'."""
+        half = float(ts.cube_half_size_m)
+        reach = half * math.sqrt(2) + self.FINGER_FRONT_M + self.BEHIND_GAP_M
+        tip = np.asarray(ts.tip_pos_m, dtype=np.float64)
+        rel = (tip - np.asarray(ts.cube_pos_m))[:2]
+        along = float(rel @ self._dir[:2])            # < 0: behind the cube
+        cross = abs(float(rel @ np.array([-self._dir[1], self._dir[0]])))
+        height = tip[2] - (self._table_z + self.PUSH_HEIGHT_M)
+        if cross < 0.015 and -reach - 0.02 <= along <= -half and abs(height) < 0.02:
+            return 'push'
+        if cross < 0.02 and abs(along + reach) < 0.02 and 0.01 <= height <= 1.5 * self.HOVER_M:
+            return 'descend'
+        return 'above'
 
     def _at_push_height(self, p: np.ndarray) -> np.ndarray:
         return np.array([p[0], p[1], self._table_z + self.PUSH_HEIGHT_M])

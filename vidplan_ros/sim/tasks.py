@@ -89,6 +89,11 @@ class Task(abc.ABC):
     name: str = ''
     robot: str = ''
     tolerance_m: float = 0.0
+    # Gripper opening at reset (m; None = fully open). The Franka tasks run with closed
+    # fingers, as their experts do: the learned stack commands the arm only, so an episode
+    # must start with the fingers the models were trained on (and a closed pair is the pusher:
+    # open, the 5 cm cube slides between the 8 cm fingers).
+    gripper_width_m: float | None = None
 
     def __init__(self) -> None:
         self._table_z = 0.0
@@ -178,6 +183,7 @@ class ReachTask(Task):
 
 class FrankaReach(ReachTask):
     name, robot, tolerance_m = 'franka/reach', 'franka_fr3', 0.02
+    gripper_width_m = 0.0
     # 5 cm, not the 2 cm tolerance: models trained on the 2 cm sphere reached 0/4 closed-loop
     # (the autoencoder averaged it away); retrained on the 5 cm one, 3/6 (models/franka_reach)
     marker_radius_m = 0.05
@@ -226,6 +232,7 @@ class FrankaPush(Task):
     """Push a cube along the table into a goal disc (radius = tolerance)."""
 
     name, robot, tolerance_m = 'franka/push', 'franka_fr3', 0.03
+    gripper_width_m = 0.0
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,0 +1,92 @@
+"""The scripted expert as a stage of the loop, to say which stage limits a result.
+
+- `ExpertPlanSource`: the expert's future as the video plan (GVP-WM's "expert video"
+  condition). At every replan a copy of the sim takes the episode's exact state, a reactive
+  expert (`PhaseExpert.resume`: it plans from the robot's current joints and velocity and enters
+  the phase that state is in) drives the copy for the planner's horizon, and the copy's cameras
+  at `(k + 1) * plan_dt_s` are encoded by the model set's encoder. Grounding and the world model
+  then run on a plan that is right by construction: what is left is their own error.
+- `ExpertChunks`: the expert's own trajectory chunks as grounded plans, straight into the
+  executor (no perception, planner or grounding): the ceiling of the loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vidplan_ros.core.executor import GroundedPlan
+from vidplan_ros.sim.env import SimEnv
+from vidplan_ros.sim.experts import make_expert
+from vidplan_ros.sim.trajectory import TrajectoryFollower
+
+__all__ = ['ExpertChunks', 'ExpertPlanSource', 'PLAN_SOURCES']
+
+PLAN_SOURCES = ('learned', 'expert')
+EXPERT_RATE_HZ = 10.0          # the rate the experts act at (as in collection)
+
+
+class ExpertPlanSource:
+    """`plan(env)` -> the expert's future latent video ``(H, V, C, h, w)`` from `env`'s state.
+
+    `pipeline` supplies the encoder, cameras, image size, horizon and plan period."""
+
+    def __init__(self, pipeline: object, env: SimEnv) -> None:
+        self.pipeline = pipeline
+        self.copy = SimEnv(env.cfg)
+        self.expert = make_expert(env.cfg.task, env.spec)
+
+    def plan(self, env: SimEnv) -> np.ndarray:
+        p, c = self.pipeline, self.copy
+        c.copy_state_from(env)
+        t0 = c.time_s
+        self.expert.resume(t0, c.task_state(), c.q())
+        follower = TrajectoryFollower(c.joint_names, c.q())
+        act_every = max(1, int(round(1.0 / (EXPERT_RATE_HZ * c.physics_dt_s))))
+        frame_every = max(1, int(round(p.plan_dt_s / c.physics_dt_s)))
+        has_gripper = c.spec.gripper.width_max_m > 0
+        latents = []
+        step = 0
+        while len(latents) < p.horizon:
+            if step % act_every == 0:
+                a = self.expert.act(c.time_s, c.q(), c.task_state())
+                try:
+                    follower.set_trajectory(a.stamp_s, a.times_from_start_s, a.positions, None,
+                                            c.time_s, c.q(), c.dq())
+                except ValueError:
+                    pass            # keep the previous chunk, as the follower would
+                if has_gripper and a.gripper_width_m is not None:
+                    c.set_gripper_width(float(np.clip(a.gripper_width_m, 0.0,
+                                                      c.spec.gripper.width_max_m)))
+            q_des, dq_des, _ = follower.sample(c.time_s)
+            c.set_joint_command(q_des, dq_des)
+            c.step(1)
+            step += 1
+            if step % frame_every == 0:
+                frames = {cam: c.render(cam) for cam in p.cameras}
+                latents.append(p.encode(p.preprocess(frames)))
+        return np.stack(latents).astype(np.float32)
+
+    def close(self) -> None:
+        self.copy.close()
+
+
+class ExpertChunks:
+    """The expert acting on the episode itself; `plan(env)` -> its chunk as a GroundedPlan
+    (the measured joints at the stamp, then the chunk's points)."""
+
+    def __init__(self, env: SimEnv) -> None:
+        self.expert = make_expert(env.cfg.task, env.spec)
+
+    def reset(self, env: SimEnv) -> None:
+        self.expert.reset(env.task_state(), env.q())
+
+    def plan(self, env: SimEnv) -> GroundedPlan:
+        t, q = env.time_s, env.q()
+        a = self.expert.act(t, q, env.task_state())
+        if env.spec.gripper.width_max_m > 0 and a.gripper_width_m is not None:
+            env.set_gripper_width(float(np.clip(a.gripper_width_m, 0.0,
+                                                env.spec.gripper.width_max_m)))
+        times = np.concatenate([[0.0], a.times_from_start_s])
+        return GroundedPlan(stamp_s=float(t), times_from_stamp_s=times,
+                            positions_rad=np.vstack([q, a.positions]), velocities_rad_s=None,
+                            dynamics_residual=0.0, alignment=1.0, source='expert')
