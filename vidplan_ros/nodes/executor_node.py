@@ -69,6 +69,13 @@ class ExecutorNodeConfig:
 class ExecutorNode:
     def __init__(self, argv: list[str] | None = None) -> None:
         self.node = create_node('vidplan_executor', argv)
+        try:
+            self._setup()
+        except BaseException:
+            self.node.shutdown()   # a bad config must not leave the node (and rclpy) running
+            raise
+
+    def _setup(self) -> None:
         self.cfg = cfg = self.node.load_config(ExecutorNodeConfig)
         self.spec: RobotSpec = load_robot_spec(cfg.robot)
         self.interface = cfg.interface or self.spec.interfaces.command_interface
