@@ -65,7 +65,9 @@ setup(
         'matplotlib>=3.7',          # eval and benchmark plots
         'imageio>=2.31',            # run and eval videos (mp4 through imageio-ffmpeg's binary)
         'imageio-ffmpeg>=0.4.9',
-        'pillow>=9',                # CompressedImage (JPEG/PNG) camera frames in perception
+        # camera pixels as cv_bridge does: encodings, JPEG/PNG, INTER_AREA resize (core/images.py)
+        'opencv-python-headless>=4.8',
+        'pillow>=9',                # captions in eval videos
         'onnx>=1.15',               # `vidplan export`: the networks as ONNX graphs
         'onnxruntime>=1.17',        # the CPU inference backend (runtime/backends.py)
     ],

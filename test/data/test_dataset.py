@@ -10,7 +10,7 @@ from vidplan_ros.core.robot_spec import load_robot_spec
 from vidplan_ros.data.bags import BagWriter
 from vidplan_ros.data.dataset import (DatasetConfig, DatasetError, build_dataset,
                                       split_sequences)
-from vidplan_ros.data.preprocess import square_resize
+from vidplan_ros.core.images import square_resize
 from vidplan_ros.transport import convert as cv
 from vidplan_ros.transport.dds_msgs import dds_type
 

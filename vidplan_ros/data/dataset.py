@@ -6,7 +6,7 @@ joint states and the commanded trajectory chunk by header stamp on a grid of per
 
     images     (N, V, S, S, 3) uint8   one RGB frame per camera (cfg.cameras order), centre
                                        cropped to a square and resized to S = cfg.image_size
-                                       (`data.preprocess.square_resize`, as perception does)
+                                       (`core.images.square_resize`, as perception does)
     q          (N, n) float32  rad     arm joint positions (robot spec order, matched by name)
     action     (N, n) float32  rad     q_target(t + plan_dt) - q(t), the commanded chunk
                                        interpolated plan_dt after its stamp (0 where no command)
@@ -34,7 +34,7 @@ from vidplan_ros.core.config import require, require_positive
 from vidplan_ros.core.errors import VidplanError
 from vidplan_ros.core.robot_spec import load_robot_spec
 from vidplan_ros.data.bags import BagReader
-from vidplan_ros.data.preprocess import square_resize
+from vidplan_ros.core.images import square_resize
 from vidplan_ros.transport import convert as cv
 
 __all__ = ['Dataset', 'DatasetConfig', 'DatasetError', 'DatasetReport', 'build_dataset',

@@ -29,7 +29,7 @@ from vidplan_ros.core.grounding_types import (ActionBounds, GroundingProblem, Gr
                                               WarmStart, adapt_model_set)
 from vidplan_ros.core.paths import share_dir
 from vidplan_ros.core.robot_spec import RobotSpec, load_robot_spec
-from vidplan_ros.data.preprocess import square_resize
+from vidplan_ros.core.images import square_resize
 from vidplan_ros.runtime.backends import BackendConfig, make_backend
 
 __all__ = ['Pipeline', 'PipelineConfig', 'Replan', 'model_dir_for']

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from vidplan_ros.core import images
 from vidplan_ros.core.errors import VidplanError
 
 MsgType = Callable[[str], type]
@@ -179,70 +180,42 @@ def image_array(msg: Any, want: str = 'rgb8') -> np.ndarray:
         return pix if channels > 1 else pix[..., 0]
     if want != 'rgb8':
         raise ValueError(f'unsupported output {want!r}')
-    if enc in ('rgb8', 'rgba8'):
-        return np.ascontiguousarray(pix[..., :3])
-    if enc in ('bgr8', 'bgra8'):
-        return np.ascontiguousarray(pix[..., 2::-1])
-    if enc == 'mono8':
-        return np.repeat(pix, 3, axis=2)
-    raise MessageError(f'image encoding {enc!r} cannot be used as colour; publish rgb8, bgr8 '
-                       'or mono8')
+    try:
+        return images.to_rgb8(pix, enc)
+    except images.ImageError as exc:
+        raise MessageError(str(exc)) from None
 
 
 def compressed_image_msg(msg_type: MsgType, stamp_ns: int, frame_id: str, pixels: np.ndarray,
                          fmt: str = 'jpeg', quality: int = 90) -> Any:
-    """A CompressedImage (JPEG or PNG, through Pillow) from (H, W, 3) RGB or (H, W) mono uint8.
+    """A CompressedImage (JPEG or PNG, through OpenCV) from (H, W, 3) RGB or (H, W) mono uint8.
 
     `format` is written as image_transport's compressed plugin does: `rgb8; jpeg compressed bgr8`
     (the compressed picture itself has true colours, whatever the wording says).
     """
-    import io
-
-    from PIL import Image as PilImage
-    if fmt not in ('jpeg', 'png'):
-        raise ValueError(f'compressed format {fmt!r}: use jpeg or png')
-    arr = np.ascontiguousarray(pixels, dtype=np.uint8)
+    arr = np.asarray(pixels)
     encoding = 'mono8' if arr.ndim == 2 else 'rgb8'
-    buf = io.BytesIO()
-    PilImage.fromarray(arr).save(buf, format=fmt.upper(), **({'quality': quality}
-                                                               if fmt == 'jpeg' else {}))
+    data = images.encode_compressed(arr, fmt, quality)
     compressed = 'mono8' if encoding == 'mono8' else 'bgr8'
     return msg_type('sensor_msgs/msg/CompressedImage')(
         header=header(msg_type, stamp_ns, frame_id),
-        format=f'{encoding}; {fmt} compressed {compressed}', data=buf.getvalue())
+        format=f'{encoding}; {fmt} compressed {compressed}', data=data)
 
 
 def compressed_image_array(msg: Any) -> np.ndarray:
-    """Pixels of a JPEG or PNG CompressedImage as (H, W, 3) uint8 RGB.
+    """Pixels of a JPEG or PNG CompressedImage as (H, W, 3) uint8 RGB (`core.images`).
 
     The picture's own header decides how it decodes (the `format` string is informational);
     mono pictures are repeated into 3 channels, as `image_array` does for mono8. Raises
     `MessageError` for data that are not a complete JPEG/PNG colour or mono picture.
     """
-    import io
-
-    from PIL import Image as PilImage
     data = bytes(msg.data)
     if not data:
         raise MessageError(f'CompressedImage ({msg.format!r}) has no data')
     try:
-        with PilImage.open(io.BytesIO(data)) as img:
-            kind, mode = img.format, img.mode
-            if kind not in ('JPEG', 'PNG'):
-                raise MessageError(f'CompressedImage holds {kind}, not JPEG or PNG; publish '
-                                   'through image_transport compressed (jpeg or png)')
-            if mode not in ('1', 'L', 'LA', 'P', 'PA', 'RGB', 'RGBA', 'CMYK', 'YCbCr'):
-                raise MessageError(f'CompressedImage is a {mode} {kind} (depth?), which cannot '
-                                   'be used as colour; publish rgb8, bgr8 or mono8 pictures')
-            rgb = np.asarray(img.convert('RGB'), dtype=np.uint8)
-    except MessageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for broken data
-        raise MessageError(f'CompressedImage ({msg.format!r}, {len(data)} bytes) does not '
-                           f'decode: {type(exc).__name__}: {exc}') from None
-    if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise MessageError(f'CompressedImage decodes to an empty picture {rgb.shape}')
-    return np.ascontiguousarray(rgb)
+        return images.decode_compressed(data)
+    except images.ImageError as exc:
+        raise MessageError(f'CompressedImage ({msg.format!r}): {exc}') from None
 
 
 # --- stamped float tensors (latents, latent video plans) as sensor_msgs/Image 32FC1 ----------
