@@ -26,6 +26,8 @@ COMMON_ARGUMENTS = {
     'method': ('', "grounding method or baseline: gvp_wm, inverse_dynamics, mpc_cem, mpc_gd, "
                "collocation, actions_only, wav ('' = config/grounding.yaml's)"),
     'device': ('', "torch device of the model nodes: cpu or cuda ('' = the params files')"),
+    'backend': ('', 'inference backend of the model nodes: auto, tensorrt, onnxruntime_cuda, '
+                "onnxruntime or torch ('' = the params files', auto)"),
 }
 
 
@@ -88,7 +90,8 @@ def pipeline_actions(args: dict[str, str], use_sim_time: bool, robot: str = '',
     entries = pipeline_nodes(args['model'], method=args.get('method', ''), robot=robot,
                              use_sim_time=use_sim_time, shadow=shadow, interface=interface,
                              image_transport=args.get('image_transport', ''),
-                             device=args.get('device', ''))
+                             device=args.get('device', ''),
+                             backend=args.get('backend', ''))
     remaps = {'vidplan_perception': perception_remaps, 'vidplan_executor': executor_remaps}
     return [node_action(e, remaps.get(e.name)) for e in entries]
 

@@ -167,8 +167,9 @@ def check_vidplan_nodes(actions: list, use_sim_time: bool) -> dict:
 
 def test_sim_launch_runs_the_sim_and_the_pipeline_on_sim_time():
     _, actions = run_launch_file('sim.launch.py', model='franka_push', episodes='2',
-                                 method='inverse_dynamics')
+                                 method='inverse_dynamics', backend='torch')
     nodes = check_vidplan_nodes(actions, use_sim_time=True)
+    assert [params_of(nodes[e]).get('backend') for e in PIPELINE] == ['torch'] * 3 + [None]
     sim = params_of(nodes['vidplan_sim'])
     assert sim['robot'] == 'franka_fr3' and sim['task'] == 'franka/push'
     assert sim['episodes'] == 2 and sim['cameras'] == ['front', 'wrist']

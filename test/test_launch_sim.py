@@ -118,10 +118,17 @@ def test_cli_dry_run_lists_the_processes(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(']')[0][1:] for line in lines] == [
         'sim', 'perception', 'planner', 'grounding', 'executor', 'monitor']
+    # --inference-backend (default auto) is the backend parameter of the three model nodes
+    assert [' backend:=auto' in line for line in lines] == [False, True, True, True, False,
+                                                           False]
     assert main(['nodes', '--model', 'g1_reach', '--interface', 'unitree_lowcmd',
-                 '--dry-run']) == 0
+                 '--inference-backend', 'torch', '--dry-run']) == 0
     out = capsys.readouterr().out
     assert 'interface:=unitree_lowcmd' in out and 'robot:=unitree_g1' in out
+    assert out.count(' backend:=torch') == 3
+    from vidplan_ros.bringup.vidplan_launch import INFERENCE_BACKENDS
+    from vidplan_ros.runtime.backends import BACKENDS
+    assert INFERENCE_BACKENDS == BACKENDS
 
 
 # --- the start gate (real DDS, in-process writer) ---------------------------------------------

@@ -129,6 +129,13 @@ def test_stale_unmatched_and_bad_inputs_are_skipped(rig):
     assert 'Traceback' not in rig['proc'].output()
 
 
+def test_the_auto_backend_in_use_is_reported(rig):
+    spin_until(rig['node'], lambda: 'pipeline.backend_name' in rig['diag'].get(KEY, {}), 10,
+               rig['proc'])
+    assert rig['diag'][KEY]['pipeline.backend_name'] == rig['pipeline'].backend_name
+    assert rig['proc'].output().count('networks on backend ') == 1
+
+
 def test_the_shipped_params_files_configure_the_node():
     from vidplan_ros.core.baselines import GrounderConfig
     from vidplan_ros.core.config import config_from_params, load_config, read_params_file

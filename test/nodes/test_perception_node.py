@@ -1,5 +1,7 @@
 """The perception node in its own process over DDS: frames + joints in, the pipeline's latent out;
-bad frames and joints are reported and survived."""
+bad frames and joints are reported and survived; the inference backend is a parameter."""
+
+import json
 
 import numpy as np
 import pytest
@@ -20,7 +22,7 @@ def rig(tmp_path_factory):
     raw = NodeProcess(MODULE, logs / 'raw.log', 'rate_hz:=20.0')
     comp = NodeProcess(MODULE, logs / 'compressed.log', 'rate_hz:=20.0',
                        'image_transport:=compressed', 'latent_topic:=/vidplan/latent_c',
-                       name='perception_c')
+                       'backend:=torch', name='perception_c')
     from vidplan_ros.runtime.pipeline import Pipeline, PipelineConfig
     pipeline = Pipeline(PipelineConfig(threads=1))
     node = create_node('perception_test')
@@ -173,6 +175,22 @@ def test_compressed_frames_decode_and_corrupt_ones_are_survived(rig):
     np.testing.assert_allclose(latent, pipeline.encode(pipeline.preprocess(frames)), atol=1e-4)
     out = rig['procs'][1].output()
     assert 'does not decode' in out and 'Traceback' not in out
+
+
+def test_the_inference_backend_is_a_parameter_logged_once_and_reported(rig):
+    """The raw node runs the default (auto: the reference pipeline's choice, onnxruntime on a
+    CPU host), the compressed one `backend:=torch` (its latents match the reference's above)."""
+    auto = rig['pipeline'].backend_name
+    expect = {'vidplan_perception': (auto, rig['procs'][0]), 'perception_c': ('torch',
+                                                                               rig['procs'][1])}
+    spin_until(rig['node'], lambda: all('pipeline.backend_name' in rig['diag'].get(
+        f'{name}: perception', {}) for name in expect), 10, *rig['procs'])
+    for name, (backend, proc) in expect.items():
+        values = rig['diag'][f'{name}: perception']
+        assert values['pipeline.backend_name'] == backend
+        assert json.loads(values['pipeline.backend'])['backend'] == backend
+        assert proc.output().count('networks on backend ') == 1
+        assert f'networks on backend {backend} ' in proc.output()
 
 
 def test_the_shipped_params_file_configures_the_node():

@@ -93,6 +93,42 @@ def test_bad_latents_and_joints_are_reported_and_survived(rig):
     assert 'Traceback' not in out
 
 
+def test_the_auto_backend_in_use_is_reported(rig):
+    key = 'vidplan_planner: planner'
+    spin_until(rig['node'], lambda: 'pipeline.backend_name' in rig['diag'].get(key, {}), 10,
+               rig['proc'])
+    assert rig['diag'][key]['pipeline.backend_name'] == rig['pipeline'].backend_name
+    assert rig['proc'].output().count('networks on backend ') == 1
+
+
+def test_an_unknown_backend_stops_the_node_naming_the_parameter(tmp_path):
+    proc = NodeProcess('vidplan_ros.nodes.planner_node', tmp_path / 'magic.log',
+                       'backend:=magic')
+    try:
+        assert proc.proc.wait(60) != 0
+    finally:
+        proc.stop()
+    out = proc.output()
+    assert "key 'backend' = 'magic' is not allowed" in out
+    assert "'onnxruntime'" in out and "'torch'" in out
+
+
+@pytest.mark.parametrize('field, value', [('backend', 'magic'), ('precision', 'fp64')])
+def test_the_stage_configs_check_backend_parameters_as_the_pipeline_does(field, value):
+    from vidplan_ros.core.errors import ConfigValueError
+    from vidplan_ros.nodes.grounding_node import GroundingNodeConfig
+    from vidplan_ros.nodes.perception_node import PerceptionNodeConfig
+    from vidplan_ros.nodes.planner_node import PlannerNodeConfig
+    from vidplan_ros.runtime.pipeline import PipelineConfig
+    for cls in (PerceptionNodeConfig, PlannerNodeConfig, GroundingNodeConfig, PipelineConfig):
+        assert (cls().backend, cls().precision) == ('auto', 'fp32')
+        with pytest.raises(ConfigValueError, match=field):
+            cls(**{field: value})
+    assert GroundingNodeConfig().world_model_grad == PipelineConfig.world_model_grad
+    with pytest.raises(ConfigValueError, match='world_model_grad'):
+        GroundingNodeConfig(world_model_grad='vjp')
+
+
 def test_tiling_puts_views_in_rows_and_time_in_columns():
     from vidplan_ros.nodes.planner_node import tile_plan_frames
     frames = np.zeros((3, 2, 4, 4, 3), np.uint8)

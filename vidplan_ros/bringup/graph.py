@@ -104,7 +104,7 @@ def command_topic(robot: str, interface: str = '') -> tuple[str, str]:
 def pipeline_nodes(model: str, method: str = '', robot: str = '', use_sim_time: bool = False,
                    shadow: bool = False, interface: str = '', image_transport: str = '',
                    cameras: tuple[str, ...] = (), device: str = '', threads: int = 0,
-                   noise_seed: int | None = None) -> list[NodeEntry]:
+                   noise_seed: int | None = None, backend: str = '') -> list[NodeEntry]:
     """The four vidplan nodes for one model set; '' / 0 / None leave a params file's value.
 
     `method` picks the grounding method or a baseline (config/grounding.yaml's by default);
@@ -112,8 +112,9 @@ def pipeline_nodes(model: str, method: str = '', robot: str = '', use_sim_time: 
     without commanding (bag replay); `interface` overrides the executor's command interface
     (G1: unitree_arm_sdk or unitree_lowcmd); `image_transport` 'compressed' makes perception read
     `/cameras/<cam>/image_raw/compressed`; `cameras` names perception's camera per model view;
-    `device` (cpu, cuda) and `threads` (torch) go to the three model nodes; `noise_seed` to the
-    planner.
+    `device` (cpu, cuda), `threads` (torch) and `backend` (the inference backend: auto,
+    tensorrt, onnxruntime_cuda, onnxruntime, torch) go to the three model nodes; `noise_seed` to
+    the planner.
     """
     common: dict[str, Any] = {'model': model}
     if use_sim_time:
@@ -122,6 +123,8 @@ def pipeline_nodes(model: str, method: str = '', robot: str = '', use_sim_time: 
         common['device'] = device
     if threads:
         common['threads'] = int(threads)
+    if backend:
+        common['backend'] = backend
     perception = dict(common)
     if image_transport:
         perception['image_transport'] = image_transport

@@ -30,6 +30,8 @@ from vidplan_ros.bringup.supervisor import ProcessSpec, run_graph
 
 SHORT_ROBOT = {'franka_fr3': 'franka', 'franka_panda': 'franka', 'unitree_g1': 'g1'}
 THREAD_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS')
+# runtime/backends.py BACKENDS (not imported: it imports torch, which this command does not need)
+INFERENCE_BACKENDS = ('auto', 'tensorrt', 'onnxruntime_cuda', 'onnxruntime', 'torch')
 STOP_GRACE_S = 10.0   # per stop signal: the monitor finishes the video within it
 
 
@@ -51,7 +53,8 @@ def resolve_robot_task(robot: str, task: str) -> tuple[str, str, str]:
 def sim_graph(robot: str, task: str, episodes: int = 3, model: str = '', method: str = '',
               out_dir: str | Path = 'runs/sim', seed: int = 0, episode_time_s: float = 0.0,
               ready_timeout_s: float = 300.0, threads: int = 1, device: str = '',
-              realtime_factor: float = 0.0, python: str | None = None) -> list[ProcessSpec]:
+              realtime_factor: float = 0.0, python: str | None = None,
+              backend: str = '') -> list[ProcessSpec]:
     """The processes of `vidplan launch sim`: sim (started once the pipeline publishes),
     perception, planner, grounding, executor (sim time), monitor. All required."""
     python = python or sys.executable
@@ -65,7 +68,7 @@ def sim_graph(robot: str, task: str, episodes: int = 3, model: str = '', method:
         raise VidplanError(f'--episodes {episodes}: run at least 1 episode')
     env = thread_env(threads)
     nodes = pipeline_nodes(model, method=method, robot=spec_name, use_sim_time=True,
-                           device=device, threads=threads, noise_seed=seed)
+                           device=device, threads=threads, noise_seed=seed, backend=backend)
     waits = [f'{ros_type}:{topic}' for node in nodes
              for ros_type, topic in PIPELINE_OUTPUTS.get(node.executable, ())]
     ros_type, topic = command_topic(spec_name)
@@ -91,8 +94,8 @@ def sim_graph(robot: str, task: str, episodes: int = 3, model: str = '', method:
 
 def nodes_graph(model: str, method: str = '', robot: str = '', use_sim_time: bool = False,
                 shadow: bool = False, interface: str = '', image_transport: str = '',
-                threads: int = 1, device: str = '', python: str | None = None
-                ) -> list[ProcessSpec]:
+                threads: int = 1, device: str = '', python: str | None = None,
+                backend: str = '') -> list[ProcessSpec]:
     """The four vidplan nodes alone (the robot or simulator runs elsewhere)."""
     env = thread_env(threads)
     robot = resolve_robot_name(robot)
@@ -101,7 +104,7 @@ def nodes_graph(model: str, method: str = '', robot: str = '', use_sim_time: boo
             for n in pipeline_nodes(model, method=method, robot=robot,
                                     use_sim_time=use_sim_time, shadow=shadow,
                                     interface=interface, image_transport=image_transport,
-                                    device=device, threads=threads)]
+                                    device=device, threads=threads, backend=backend)]
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -199,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
                          'library default; default 1)')
         sub.add_argument('--device', default='', help='torch device of the model nodes: cpu '
                          "or cuda (default: the params files', cpu)")
+        sub.add_argument('--inference-backend', default='auto', choices=INFERENCE_BACKENDS,
+                         help='inference backend of the model nodes (their backend parameter); '
+                         'auto takes the first usable of tensorrt, onnxruntime_cuda, '
+                         'onnxruntime, torch (default auto)')
         sub.add_argument('--ready-timeout', type=float, default=300.0,
                          help='seconds to wait for the pipeline nodes before giving up')
         sub.add_argument('--dry-run', action='store_true', help='print the processes, start '
@@ -216,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                        f'{time.strftime("%Y%m%d-%H%M%S")}')
         specs = sim_graph(args.robot, args.task, args.episodes, model, args.method, out_dir,
                           args.seed, args.episode_time, args.ready_timeout, args.threads,
-                          args.device, args.realtime_factor)
+                          args.device, args.realtime_factor,
+                          backend=args.inference_backend)
         info = model_info(model)
         if info.task != sim_task:
             print(f'vidplan launch: note: model set {model!r} was trained on {info.task!r}, '
@@ -224,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         specs = nodes_graph(args.model, args.method, args.robot, args.use_sim_time,
                             args.shadow, args.interface, args.image_transport, args.threads,
-                            args.device)
+                            args.device, backend=args.inference_backend)
     if args.dry_run:
         for spec in specs:
             env = ' '.join(f'{k}={v}' for k, v in spec.env.items())

@@ -8,7 +8,8 @@ out  /vidplan/grounded_plan               trajectory_msgs/JointTrajectory: the r
                                           point k at time_from_start (k + 1) * plan_dt_s
 out  /vidplan/grounded_plan/feasibility   std_msgs/Float64MultiArray [stamp_s, dynamics_residual,
                                           alignment] (published just before the plan)
-out  /diagnostics                         ground ms p50, plan age, rate, residual, alignment (1 Hz)
+out  /diagnostics                         ground ms p50, plan age, rate, residual, alignment,
+                                          the inference backend (pipeline.backend_name) (1 Hz)
 
 Parameters: the grounding method's (config/grounding.yaml: `method`, one section per method,
 the same file `load_config(GrounderConfig, ...)` reads) plus this node's own
@@ -33,7 +34,8 @@ from vidplan_ros.core.config import require, require_positive
 from vidplan_ros.core.errors import VidplanError
 from vidplan_ros.nodes.diagnostics import OK, WARN, Diagnostics, spin, with_callback_errors
 from vidplan_ros.nodes.stage import (StageStats, StampMatcher, open_pipeline,
-                                      put_latent_joint_state)
+                                      pipeline_values, put_latent_joint_state,
+                                      validate_backend)
 from vidplan_ros.runtime.pipeline import PipelineConfig
 from vidplan_ros.transport import create_node
 from vidplan_ros.transport import convert as cv
@@ -57,9 +59,17 @@ class GroundingNodeConfig(GrounderConfig):
     poll_rate_hz: float = 100.0              # how often the worker looks for a new set
     device: str = 'cpu'
     threads: int = 1                         # torch threads (the pipeline nodes share cores)
+    # inference backend (runtime/backends.py): auto | tensorrt | onnxruntime_cuda |
+    # onnxruntime | torch; auto takes the first usable of those in that order
+    backend: str = PipelineConfig.backend
+    precision: str = PipelineConfig.precision    # fp32 | fp16 (TensorRT engines)
+    # the world model's gradient: torch autograd, or vjp_graph (an exported forward+VJP graph
+    # run on the backend; needs onnxscript to export)
+    world_model_grad: str = PipelineConfig.world_model_grad
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        validate_backend(self)
         require_positive(self, 'action_velocity_scale', 'poll_rate_hz')
         require(self.action_std_bound >= 0, 'action_std_bound', self.action_std_bound,
                 'a number of standard deviations >= 0 (0: off)')
@@ -78,7 +88,8 @@ class GroundingNode:
         self.node = create_node('vidplan_grounding', argv)
         self.cfg = cfg = self.node.load_config(GroundingNodeConfig)
         self.pipeline = open_pipeline(self.node, PipelineConfig(
-            model=cfg.model, device=cfg.device, threads=cfg.threads,
+            model=cfg.model, device=cfg.device, threads=cfg.threads, backend=cfg.backend,
+            precision=cfg.precision, world_model_grad=cfg.world_model_grad,
             action_velocity_scale=cfg.action_velocity_scale,
             action_std_bound=cfg.action_std_bound, warm_start=cfg.warm_start,
             grounding=cfg.grounder()))
@@ -163,7 +174,8 @@ class GroundingNode:
         level = OK if grounding and not drops else WARN
         message = ('grounding' if level == OK else f'{drops} inputs dropped' if drops
                    else 'waiting for a latent, its joint state and a video plan')
-        values = {'model': self.pipeline.model_dir.name, 'method': self.pipeline.method,
+        values = {'model': self.pipeline.model_dir.name, **pipeline_values(self.pipeline),
+                  'method': self.pipeline.method,
                   'grounded': self.grounded, 'warm_starts': self.warm_starts,
                   'last_stamp_s': f'{max(self.last_stamp_ns, 0) * 1e-9:.6f}',
                   **{k: f'{v:.6g}' for k, v in self.figures.items()},

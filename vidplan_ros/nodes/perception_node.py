@@ -7,7 +7,8 @@ in   <joint_states_topic> (/joint_states)   sensor_msgs/JointState, joints match
                                             slots (joint_source lowstate; stamped on receipt)
 out  /vidplan/latent                        sensor_msgs/Image 32FC1, V*C*h rows x w columns
 out  /vidplan/latent/joint_states           sensor_msgs/JointState, the robot spec's joints
-out  /diagnostics                           decode/encode ms p50, latent rate, drops (1 Hz)
+out  /diagnostics                           decode/encode ms p50, latent rate, drops, the
+                                            inference backend (pipeline.backend_name) (1 Hz)
 
 As soon as a set of frames is complete (one per camera within `max_skew_s` of the first
 camera's frame) the newest such set is centre-cropped and resized, encoded, and published with
@@ -33,7 +34,8 @@ import numpy as np
 
 from vidplan_ros.core.config import require, require_positive
 from vidplan_ros.nodes.diagnostics import OK, WARN, Diagnostics, spin, with_callback_errors
-from vidplan_ros.nodes.stage import StageStats, open_pipeline
+from vidplan_ros.nodes.stage import (StageStats, open_pipeline, pipeline_values,
+                                      validate_backend)
 from vidplan_ros.runtime.pipeline import PipelineConfig
 from vidplan_ros.transport import QOS_SENSOR_DATA, create_node
 from vidplan_ros.transport import convert as cv
@@ -60,8 +62,13 @@ class PerceptionNodeConfig:
     poll_rate_hz: float = 100.0          # how often the worker looks for a complete set
     device: str = 'cpu'
     threads: int = 1                     # torch threads (the pipeline nodes share cores)
+    # inference backend (runtime/backends.py): auto | tensorrt | onnxruntime_cuda |
+    # onnxruntime | torch; auto takes the first usable of those in that order
+    backend: str = PipelineConfig.backend
+    precision: str = PipelineConfig.precision    # fp32 | fp16 (TensorRT engines)
 
     def __post_init__(self) -> None:
+        validate_backend(self)
         require(self.image_transport in ('raw', 'compressed'), 'image_transport',
                 self.image_transport, 'raw or compressed')
         require(self.joint_source in ('', 'joint_states', 'lowstate'), 'joint_source',
@@ -77,7 +84,8 @@ class PerceptionNode:
         self.node = create_node('vidplan_perception', argv)
         self.cfg = cfg = self.node.load_config(PerceptionNodeConfig)
         self.pipeline = open_pipeline(self.node, PipelineConfig(
-            model=cfg.model, device=cfg.device, threads=cfg.threads))
+            model=cfg.model, device=cfg.device, threads=cfg.threads, backend=cfg.backend,
+            precision=cfg.precision))
         self.spec = self.pipeline.spec
         views = self.pipeline.cameras
         self.cameras = cfg.cameras or views
@@ -290,7 +298,8 @@ class PerceptionNode:
         message = ('encoding' if level == OK else
                    f'no frames from {missing}' if missing else
                    f'{drops} inputs dropped' if drops else 'waiting for frames and joint states')
-        values = {'model': self.pipeline.model_dir.name, 'cameras': ' '.join(self.cameras),
+        values = {'model': self.pipeline.model_dir.name, **pipeline_values(self.pipeline),
+                  'cameras': ' '.join(self.cameras),
                   'missing_cameras': ' '.join(missing),
                   'last_stamp_s': f'{max(self.last_stamp_ns, 0) * 1e-9:.6f}',
                   **self.stats.values(('decode', 'encode', 'age'), ('latent',))}

@@ -7,7 +7,8 @@ out  /vidplan/video_plan             sensor_msgs/Image 32FC1, H*V*C*h rows x w, 
 out  /vidplan/plan_preview           sensor_msgs/Image rgb8 (latched): the decoded plan, views
                                      stacked vertically, time left to right (every
                                      `preview_every` plans; 0 = never)
-out  /diagnostics                    imagine / preview ms p50, plan rate, drops (1 Hz)
+out  /diagnostics                    imagine / preview ms p50, plan rate, drops, the inference
+                                     backend (pipeline.backend_name) (1 Hz)
 
 The newest latent with its joint state is planned from; older unplanned ones are skipped (the
 planner plans from the freshest observation). Replan k uses the pipeline's noise k (noise_seed +
@@ -27,7 +28,8 @@ import numpy as np
 from vidplan_ros.core.config import require, require_positive
 from vidplan_ros.nodes.diagnostics import OK, WARN, Diagnostics, spin, with_callback_errors
 from vidplan_ros.nodes.stage import (StageStats, StampMatcher, open_pipeline,
-                                      put_latent_joint_state)
+                                      pipeline_values, put_latent_joint_state,
+                                      validate_backend)
 from vidplan_ros.runtime.pipeline import PipelineConfig
 from vidplan_ros.transport import QOS_LATCHED, create_node
 from vidplan_ros.transport import convert as cv
@@ -45,8 +47,13 @@ class PlannerNodeConfig:
     poll_rate_hz: float = 100.0          # how often the worker looks for a new latent
     device: str = 'cpu'
     threads: int = 1                     # torch threads (the pipeline nodes share cores)
+    # inference backend (runtime/backends.py): auto | tensorrt | onnxruntime_cuda |
+    # onnxruntime | torch; auto takes the first usable of those in that order
+    backend: str = PipelineConfig.backend
+    precision: str = PipelineConfig.precision    # fp32 | fp16 (TensorRT engines)
 
     def __post_init__(self) -> None:
+        validate_backend(self)
         require(self.preview_every >= 0, 'preview_every', self.preview_every,
                 'a plan count >= 0 (0: no preview)')
         require(self.max_input_age_s >= 0, 'max_input_age_s', self.max_input_age_s,
@@ -67,7 +74,8 @@ class PlannerNode:
         self.node = create_node('vidplan_planner', argv)
         self.cfg = cfg = self.node.load_config(PlannerNodeConfig)
         self.pipeline = open_pipeline(self.node, PipelineConfig(
-            model=cfg.model, device=cfg.device, threads=cfg.threads, noise_seed=cfg.noise_seed))
+            model=cfg.model, device=cfg.device, threads=cfg.threads, noise_seed=cfg.noise_seed,
+            backend=cfg.backend, precision=cfg.precision))
         self.spec = self.pipeline.spec
         self.last_stamp_ns = -1
         self.replans = 0
@@ -135,7 +143,8 @@ class PlannerNode:
         level = OK if planning and not drops else WARN
         message = ('planning' if level == OK else f'{drops} inputs dropped' if drops
                    else 'waiting for latents')
-        values = {'model': self.pipeline.model_dir.name, 'horizon': self.pipeline.horizon,
+        values = {'model': self.pipeline.model_dir.name, **pipeline_values(self.pipeline),
+                  'horizon': self.pipeline.horizon,
                   'plan_dt_s': self.pipeline.plan_dt_s, 'replans': self.replans,
                   'last_stamp_s': f'{max(self.last_stamp_ns, 0) * 1e-9:.6f}',
                   **self.stats.values(('imagine', 'preview', 'age'), ('plan',))}

@@ -1,37 +1,80 @@
 """Shared by the pipeline stage nodes (perception, planner, grounding): loading the pipeline
-with few threads, and what they report, so their /diagnostics read alike:
-`<stage>_ms_p50` over the last `window` runs, `<event>_rate_hz` over the last `rate_window_s`
-of node-clock time, `dropped_<reason>` counters (bad or unusable input: warned about, and the
-status turns WARN) and `skipped_<reason>` counters (usable input passed over by design, e.g.
-for a newer one: not a fault).
+with few threads on the chosen inference backend, and what they report, so their /diagnostics
+read alike: `pipeline.backend_name` (the backend running the networks) and `pipeline.backend`
+(its details, JSON), `<stage>_ms_p50` over the last `window` runs, `<event>_rate_hz` over the
+last `rate_window_s` of node-clock time, `dropped_<reason>` counters (bad or unusable input:
+warned about, and the status turns WARN) and `skipped_<reason>` counters (usable input passed
+over by design, e.g. for a newer one: not a fault).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections import deque
 from typing import Any
 
 import numpy as np
 
+from vidplan_ros.runtime.backends import BackendConfig
 from vidplan_ros.runtime.pipeline import Pipeline, PipelineConfig
 from vidplan_ros.transport.base import Node
 
 
+def validate_backend(cfg: Any) -> None:
+    """A node config's `backend`, `precision` (and `world_model_grad` where it has one) checked
+    as PipelineConfig checks them (ConfigValueError naming the field)."""
+    BackendConfig(backend=cfg.backend, precision=cfg.precision,
+                  world_model_grad=getattr(cfg, 'world_model_grad', 'torch'))
+
+
+class _ToNodeLog(logging.Handler):
+    """Python logging records -> the node's logger (which writes like rclpy's)."""
+
+    def __init__(self, node: Node) -> None:
+        super().__init__(logging.INFO)
+        self.node = node
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log = self.node.logger.warning if record.levelno >= logging.WARNING else \
+            self.node.logger.info
+        log(record.getMessage())
+
+
 def open_pipeline(node: Node, cfg: PipelineConfig) -> Pipeline:
-    """The pipeline of `cfg` with torch limited to `cfg.threads` (the stage nodes share cores)."""
+    """The pipeline of `cfg` with torch limited to `cfg.threads` (the stage nodes share cores).
+
+    While it loads, the runtime's log (logger 'vidplan.runtime': which backend runs the
+    networks, why `auto` skipped the ones before it, engine builds) goes to the node's log; no
+    handler shows those INFO records in a node process otherwise."""
     import torch
     if cfg.threads:
         try:  # only possible before torch's first parallel work; fine to skip after
             torch.set_num_interop_threads(cfg.threads)
         except RuntimeError:
             pass
-    pipeline = Pipeline(cfg)
+    runtime_log, handler = logging.getLogger('vidplan.runtime'), _ToNodeLog(node)
+    level = runtime_log.level
+    runtime_log.addHandler(handler)
+    if not runtime_log.isEnabledFor(logging.INFO):
+        runtime_log.setLevel(logging.INFO)
+    try:
+        pipeline = Pipeline(cfg)
+    finally:
+        runtime_log.removeHandler(handler)
+        runtime_log.setLevel(level)
     node.logger.info(f'model set {pipeline.model_dir.name} ({pipeline.model_dir}): robot '
                      f'{pipeline.spec.name}, cameras {list(pipeline.cameras)}, latent '
                      f'{list(pipeline.latent_shape)}, horizon {pipeline.horizon}, '
                      f'{torch.get_num_threads()} torch thread(s) on {cfg.device}')
     return pipeline
+
+
+def pipeline_values(pipeline: Pipeline) -> dict[str, str]:
+    """The /diagnostics keys naming the inference backend in use (fixed once it runs)."""
+    return {'pipeline.backend_name': pipeline.backend_name,
+            'pipeline.backend': json.dumps(pipeline.backend_info, sort_keys=True, default=str)}
 
 
 class StageStats:
