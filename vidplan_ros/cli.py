@@ -67,7 +67,7 @@ DELEGATES: dict[str, tuple[str, str]] = {
     'export': ('vidplan_ros.runtime.export', 'export a model set to ONNX (manifest with sha256 '
                'hashes) and, with --engine, build its TensorRT engines'),
     'bench': ('vidplan_ros.cli_bench',
-              'benchmarks: `vidplan bench sim|transport|grounding|runtime`'),
+              'benchmarks: `vidplan bench sim|transport|grounding|runtime|graph`'),
     'replay': ('vidplan_ros.data.replay', 'replay a ROS 2 bag through the stack in shadow mode: '
                'an output bag and a score report'),
     'eval': ('vidplan_ros.eval.evaluate',

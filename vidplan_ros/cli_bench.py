@@ -10,6 +10,7 @@ BENCHES = {
     'transport': 'vidplan_ros.transport.bench',  # DDS round-trip latency, (de)serialisation
     'grounding': 'vidplan_ros.eval.bench_grounding',  # ms per replan per grounding method
     'runtime': 'vidplan_ros.runtime.bench',      # encode / imagine / ground / replan per backend
+    'graph': 'vidplan_ros.transport.bench_graph',  # camera-set hop, executor period, graph latency
 }
 
 
