@@ -16,6 +16,8 @@ rad (a_t for t = 0..H-1). Metrics:
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,41 @@ def _fmt(xs: list[float]) -> str:
     return ' '.join(f'{x:.3f}' for x in xs)
 
 
+def collection_summary(data_dir: str | Path) -> dict[str, Any]:
+    """How the episodes under `data_dir` were recorded (their `episode.json`s, written by
+    `vidplan collect`): count, expert successes, policy, cameras, image size, noise settings."""
+    metas = []
+    for f in sorted(Path(data_dir).glob('*/episode.json')):
+        try:
+            metas.append(json.loads(f.read_text()).get('metadata', {}))
+        except (OSError, ValueError):
+            continue
+    if not metas:
+        return {}
+    first = metas[0]
+    sim = first.get('sim_config', {})
+    return {'episodes': len(metas), 'successes': sum(bool(m.get('success')) for m in metas),
+            'policy': first.get('policy', ''), 'cameras': first.get('cameras', []),
+            'image_size': [sim.get('image_width'), sim.get('image_height')],
+            'seeds': [min(m.get('seed', 0) for m in metas), max(m.get('seed', 0) for m in metas)],
+            'noise': first.get('noise', {}),
+            'sim_s': round(sum(float(m.get('duration_s', 0.0)) for m in metas), 1)}
+
+
+def _collection_lines(c: dict[str, Any]) -> list[str]:
+    if not c:
+        return []
+    n = c.get('noise') or {}
+    noise = (f"start pose +-{n.get('start_rad', 0):g} rad, command noise {n.get('noise_rad', 0):g}"
+             f" rad (correlation {n.get('noise_corr_s', 0):g} s), detours with probability "
+             f"{n.get('detour_prob', 0):g} up to {n.get('detour_rad', 0):g} rad") if n else 'none'
+    return [f"- recorded by `vidplan collect` ({c['policy']}, seeds {c['seeds'][0]}-"
+            f"{c['seeds'][1]}, {c['image_size'][0]}x{c['image_size'][1]} px, cameras "
+            f"{c['cameras']}, {c['sim_s']:.0f} s of sim time): the expert succeeded in "
+            f"{c['successes']} of {c['episodes']} episodes; recovery noise (DART, "
+            f'sim/perturb.py): {noise}']
+
+
 def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
     """README.md model card of a model set directory from its config.json `info`."""
     d, t, m, s = (info['dataset'], info['training'], info['metrics_heldout'],
@@ -120,7 +157,8 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
         f'{len(d["heldout_episodes"])} held out), {d["sequences"]} sequences, {d["frames"]} '
         f'frames at {d["plan_rate_hz"]:g} Hz from `{d["data_dir"]}`',
         f'- topics: {", ".join(d["topics"])}',
-        f'- held-out episodes: {", ".join(d["heldout_episodes"])}', '',
+        f'- held-out episodes: {", ".join(d["heldout_episodes"])}',
+        *_collection_lines(info.get('collection') or {}), '',
         '## Training', '',
         f'- autoencoder {t["autoencoder_steps"]} steps, then planner + world model + inverse '
         f'dynamics {t["dynamics_steps"]} steps; seed {cfg.train.seed}',

@@ -34,7 +34,7 @@ from vidplan_ros.core.robot_spec import load_robot_spec
 from vidplan_ros.data.dataset import Dataset, build_dataset, split_sequences
 from vidplan_ros.nn.checkpoint import load_checkpoint, save_checkpoint
 from vidplan_ros.nn.curves import HeldoutTracker, plot_curves
-from vidplan_ros.nn.metrics import evaluate_windows, write_model_card
+from vidplan_ros.nn.metrics import collection_summary, evaluate_windows, write_model_card
 from vidplan_ros.nn.model_config import ModelConfig
 from vidplan_ros.nn.model_set import (MODEL_FILES, ModelSet, NormStats, build_models,
                                       save_model_set)
@@ -318,6 +318,7 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
         'metrics_heldout': metrics,
         'metrics_heldout_npz': small,
         'framing': _framing(cfg),
+        'collection': collection_summary(cfg.data.data_dir),
     }
     save_model_set(out, cfg, models, norm, info)
     plot_curves(info['training']['curves'], out / 'loss_curves.png')
