@@ -171,3 +171,33 @@ def test_bench_functions_run_small():
     assert frames['franka_fr3']['wrist']['16x16'] > 0
     table = to_markdown({'physics': physics, 'render': {'egl': frames}})
     assert '| franka_fr3 | wrist |' in table
+
+
+@pytest.mark.parametrize('robot,task', [('franka_fr3', 'franka/push'), ('unitree_g1', 'g1/reach')])
+def test_a_copy_takes_the_episode_with_its_task_and_then_runs_on_its_own(robot, task):
+    """copy_state_from copies what the episode drew outside MjData too (target, goal, arm):
+    an expert acting in the copy works on the episode's task, not the copy's last reset."""
+    cfg = SimConfig(robot=robot, task=task, cameras=('front',), image_width=32,
+                    image_height=32)
+    a, b = SimEnv(cfg), SimEnv(cfg)
+    try:
+        a.reset(20007)
+        a.step(25)
+        b.reset(3)
+        b.copy_state_from(a)
+        sa, sb = a.task_state(), b.task_state()
+        assert type(sa) is type(sb)
+        for field in vars(sa):
+            va, vb = getattr(sa, field), getattr(sb, field)
+            if isinstance(va, np.ndarray):
+                np.testing.assert_array_equal(va, vb, err_msg=field)
+            else:
+                assert va == vb, field
+        np.testing.assert_array_equal(a.q(), b.q())
+        np.testing.assert_array_equal(a.render('front'), b.render('front'))
+        b.step(50)                       # the copy moves on; the original does not
+        assert b.time_s > a.time_s
+        assert a.task_state().tip_pos_m.tolist() == sa.tip_pos_m.tolist()
+    finally:
+        a.close()
+        b.close()

@@ -215,6 +215,7 @@ class SimEnv:
             raise ValueError(f'cannot copy the state of a {other.cfg.task} env into a '
                              f'{self.cfg.task} env')
         mujoco.mj_copyData(self.data, self.model, other.data)
+        self.task.copy_state_from(other.task)   # the target / goal live in Python, not MjData
         self._cmd = other._cmd.copy()
         self._effort = other._effort.copy()
         if self._has_gripper:

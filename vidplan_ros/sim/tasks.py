@@ -17,6 +17,7 @@ without recompiling). Sampling regions are verified by IK in test/sim/test_scene
 from __future__ import annotations
 
 import abc
+import copy
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,6 +115,13 @@ class Task(abc.ABC):
     def bind(self, model: mujoco.MjModel) -> None:
         """Look up ids in the compiled model."""
         self._model = model
+
+    def copy_state_from(self, other: Task) -> None:
+        """Take `other`'s sampled episode (target, goal, side: what `reset` drew and keeps
+        outside MjData), keeping this task's own compiled model."""
+        for key, value in vars(other).items():
+            if key != '_model':
+                setattr(self, key, copy.deepcopy(value))
 
     @abc.abstractmethod
     def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> None:
