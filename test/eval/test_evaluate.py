@@ -133,7 +133,11 @@ def test_diagnosis_run_has_expert_plans_the_executor_ceiling_and_real_latency(tm
     assert all(e['replans'] >= 1 for e in real)
     md = (out / 'results.md').read_text()
     assert '## Which stage limits it' in md and 'Latency: real' in md
-    assert '| inverse_dynamics | 100% |' in md
+    assert '| inverse_dynamics | 100% |' in md and 'grounded / expert step' in md
+    expert_row = rows[('inverse_dynamics', 'expert')]
+    assert 0.0 < expert_row['expert_step_gain_p50'] < 3.0      # it moves the expert's way
+    assert 0.0 < expert_row['expert_plan_error_rad'] < 1.0
+    assert 'expert_step_gain_p50' not in rows[('inverse_dynamics', 'learned')]
 
 
 def test_fixed_latency_lets_the_sim_run_during_the_replan():

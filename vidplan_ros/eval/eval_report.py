@@ -50,6 +50,21 @@ def _source(e: dict[str, Any]) -> str:
     return e.get('plan_source', 'learned')
 
 
+def _versus_expert(eps: list[dict[str, Any]]) -> dict[str, float]:
+    """Expert-plan rows: the median over episodes of the grounded / expert step gain and the
+    mean joint error against the expert's own future (eval.expert_plan.GroundingVsExpert)."""
+    gains = [e['expert_step_gain'] for e in eps if _finite(e.get('expert_step_gain'))]
+    errs = [e['expert_plan_error_rad'] for e in eps if _finite(e.get('expert_plan_error_rad'))]
+    if not gains and not errs:
+        return {}
+    return {'expert_step_gain_p50': float(np.median(gains)) if gains else None,
+            'expert_plan_error_rad': float(np.mean(errs)) if errs else None}
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
 def summarize(episodes: list[dict[str, Any]], methods: list[str] | None = None,
               corruptions: list[str] | None = None,
               plan_sources: list[str] | None = None) -> list[dict[str, Any]]:
@@ -89,6 +104,7 @@ def summarize(episodes: list[dict[str, Any]], methods: list[str] | None = None,
                 'rejected_plans': sum(int(e['rejected_plans']) for e in eps),
                 'rejected_reasons': reasons,
                 'mean_final_distance_m': float(np.mean([e['final_distance_m'] for e in eps])),
+                **_versus_expert(eps),
             })
     return rows
 
@@ -214,8 +230,9 @@ def diagnosis(summary: list[dict[str, Any]]) -> list[str]:
 
     lines = ['', '## Which stage limits it', '',
              '| method | executor ceiling (expert chunks) | expert video plan (grounding + '
-             'world model) | learned plan (whole stack) | limiting stage |',
-             '|---|---|---|---|---|']
+             'world model) | learned plan (whole stack) | grounded / expert step (p50) | '
+             'grounded vs expert joints (RMS rad) | limiting stage |',
+             '|---|---|---|---|---|---|---|']
     for m in methods or [m for m, src in rows if m != 'expert_executor']:
         top, exp_, learned = rate(ceiling), rate(rows.get((m, 'expert'))), \
             rate(rows.get((m, 'learned')))
@@ -226,9 +243,17 @@ def diagnosis(summary: list[dict[str, Any]]) -> list[str]:
                  else None}
         known = {k: v for k, v in drops.items() if v is not None}
         worst = max(known, key=lambda k: known[k]) if known else '-'
-        drop_text = ', '.join(f'{k} -{100 * v:.0f} pts' for k, v in known.items())
-        lines.append(f'| {m} | {pct(top)} | {pct(exp_)} | {pct(learned)} | {worst} '
+        drop_text = ', '.join(f'{k} {-100 * v:+.0f} pts' for k, v in known.items())
+        versus = rows.get((m, 'expert')) or {}
+        lines.append(f'| {m} | {pct(top)} | {pct(exp_)} | {pct(learned)} | '
+                     f"{_fmt(versus.get('expert_step_gain_p50'), '.2f')} | "
+                     f"{_fmt(versus.get('expert_plan_error_rad'), '.3f')} | {worst} "
                      f'({drop_text}) |')
+    lines += ['', 'Success drops are in points from the stage before (executor, then grounding on '
+              "the expert's video, then the learned plan). Grounded / expert step: the grounded "
+              "joint displacement over the horizon projected on the expert's own (1 = as far as "
+              "the expert went); RMS: grounded joint targets against the expert's joints in the "
+              'future it rendered (eval/expert_plan.py).']
     return lines
 
 

@@ -186,7 +186,8 @@ class _Worker:
                                                   run_expert_executor)
         from vidplan_ros.eval.corruptions import PlanCorruptor
         from vidplan_ros.eval.eval_video import EpisodeVideo
-        from vidplan_ros.eval.expert_plan import ExpertChunks, ExpertPlanSource
+        from vidplan_ros.eval.expert_plan import (ExpertChunks, ExpertPlanSource,
+                                                  GroundingVsExpert)
         cfg = self.cfg
         if job.method == 'expert_executor':
             self._expert_chunks = self._expert_chunks or ExpertChunks(self.env)
@@ -218,15 +219,16 @@ class _Worker:
                               f'{job.method} / {job.plan_source} plan / {job.corruption} / '
                               f'seed {job.seed}')
                  if job.video else None)
+        versus = GroundingVsExpert(self._expert_plans, video) if source is not None else None
         try:
             outcome = run_closed_loop(self.env, pipeline, job.seed, episode,
-                                      plan_hook=corruptor.hook(job.seed), on_replan=video,
-                                      plan_source=source)
+                                      plan_hook=corruptor.hook(job.seed),
+                                      on_replan=versus or video, plan_source=source)
         finally:
             if video is not None:
                 video.close()
         return {'corruption': job.corruption, 'plan_source': job.plan_source,
-                **asdict(outcome)}
+                **asdict(outcome), **(versus.summary() if versus is not None else {})}
 
     def sources(self) -> dict[str, str]:
         return {name: c.wrong.source for name, c in self._corruptors.items()

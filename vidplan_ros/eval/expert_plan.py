@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from vidplan_ros.core.executor import GroundedPlan
@@ -19,7 +21,7 @@ from vidplan_ros.sim.env import SimEnv
 from vidplan_ros.sim.experts import make_expert
 from vidplan_ros.sim.trajectory import TrajectoryFollower
 
-__all__ = ['ExpertChunks', 'ExpertPlanSource', 'PLAN_SOURCES']
+__all__ = ['ExpertChunks', 'ExpertPlanSource', 'GroundingVsExpert', 'PLAN_SOURCES']
 
 PLAN_SOURCES = ('learned', 'expert')
 EXPERT_RATE_HZ = 10.0          # the rate the experts act at (as in collection)
@@ -34,6 +36,7 @@ class ExpertPlanSource:
         self.pipeline = pipeline
         self.copy = SimEnv(env.cfg)
         self.expert = make_expert(env.cfg.task, env.spec)
+        self.q_future_rad = np.zeros((0, len(env.joint_names)))  # (H, n) of the last plan
 
     def plan(self, env: SimEnv) -> np.ndarray:
         p, c = self.pipeline, self.copy
@@ -44,7 +47,7 @@ class ExpertPlanSource:
         act_every = max(1, int(round(1.0 / (EXPERT_RATE_HZ * c.physics_dt_s))))
         frame_every = max(1, int(round(p.plan_dt_s / c.physics_dt_s)))
         has_gripper = c.spec.gripper.width_max_m > 0
-        latents = []
+        latents, qs = [], []
         step = 0
         while len(latents) < p.horizon:
             if step % act_every == 0:
@@ -64,10 +67,44 @@ class ExpertPlanSource:
             if step % frame_every == 0:
                 frames = {cam: c.render(cam) for cam in p.cameras}
                 latents.append(p.encode(p.preprocess(frames)))
+                qs.append(c.q())
+        self.q_future_rad = np.stack(qs)
         return np.stack(latents).astype(np.float32)
 
     def close(self) -> None:
         self.copy.close()
+
+
+class GroundingVsExpert:
+    """Per replan, how the grounded joint plan compares with the expert's own joints in the
+    future it rendered: `gains` (the grounded displacement projected on the expert's, 1 =
+    as far as the expert went, < 1 = short of it) and `errors_rad` (RMS over the horizon and
+    joints). An `on_replan` hook of `run_closed_loop`; `then` is called after it."""
+
+    def __init__(self, source: ExpertPlanSource, then: object = None) -> None:
+        self.source, self.then = source, then
+        self.gains: list[float] = []
+        self.errors_rad: list[float] = []
+
+    def __call__(self, env: SimEnv, frames: dict[str, np.ndarray], rp: object) -> None:
+        expert = self.source.q_future_rad
+        grounded = np.asarray(rp.plan.positions_rad)[1:]          # after the measured row
+        n = min(len(expert), len(grounded))
+        if n:
+            q = env.q()
+            d_exp, d_gnd = expert[:n] - q, grounded[:n] - q
+            norm = float((d_exp ** 2).sum())
+            if norm > 1e-10:
+                self.gains.append(float((d_gnd * d_exp).sum()) / norm)
+            self.errors_rad.append(float(np.sqrt(((grounded[:n] - expert[:n]) ** 2).mean())))
+        if self.then is not None:
+            self.then(env, frames, rp)
+
+    def summary(self) -> dict[str, float]:
+        """Median gain and mean error over the episode's replans (NaN when none)."""
+        return {'expert_step_gain': float(np.median(self.gains)) if self.gains else math.nan,
+                'expert_plan_error_rad': float(np.mean(self.errors_rad))
+                if self.errors_rad else math.nan}
 
 
 class ExpertChunks:
