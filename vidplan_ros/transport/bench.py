@@ -175,7 +175,38 @@ def run_echo_child(domain_id: int, sizes: Sequence[tuple[int, int]],
     return 0
 
 
-class _Child:
+class ChildProcess:
+    """A benchmark's child process: stdout lines queued, stderr kept (both pumped by threads);
+    it stops when its stdin closes (`stop`), or is killed."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.stderr_lines: list[str] = []
+        for stream, sink in ((self.proc.stdout, self.lines.put),
+                             (self.proc.stderr, self.stderr_lines.append)):
+            threading.Thread(target=self._pump, args=(stream, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(stream: Any, sink: Callable[[str], None]) -> None:
+        for line in stream:
+            sink(line)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=timeout_s)
+        except Exception:  # noqa: BLE001 - whatever happened, the child must go
+            pass
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+class _Child(ChildProcess):
     def __init__(self, domain_id: int, sizes: Sequence[tuple[int, int]],
                  keys: Sequence[str] | None) -> None:
         env = localhost_env()
@@ -185,19 +216,7 @@ class _Child:
                 str(domain_id), '--sizes', ','.join(f'{w}x{h}' for w, h in sizes)]
         if keys is not None:
             argv += ['--cases', ','.join(keys)]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=env)
-        self.lines: queue.Queue = queue.Queue()
-        self.stderr_lines: list[str] = []
-        threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines.put),
-                         daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr_lines.append),
-                         daemon=True).start()
-
-    @staticmethod
-    def _pump(stream: Any, sink: Callable[[str], None]) -> None:
-        for line in stream:
-            sink(line)
+        super().__init__(argv, env)
 
     def stderr(self) -> str:
         return ''.join(self.stderr_lines[-30:])
@@ -217,17 +236,6 @@ class _Child:
             if time.monotonic() > deadline:
                 raise RuntimeError(f'bench echo child not ready after {timeout_s} s:\n'
                                    f'{self.stderr()}')
-
-    def stop(self) -> None:
-        try:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=5)
-        except Exception:  # noqa: BLE001 - whatever happened, the child must go
-            pass
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
 
 
 # --- measurement -----------------------------------------------------------------------------

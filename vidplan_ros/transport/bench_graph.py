@@ -44,9 +44,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
 import numpy as np
+
+from vidplan_ros.transport.bench import ChildProcess
 
 PHASES = ('hop', 'executor', 'graph')
 HOP_SIZES: tuple[tuple[int, int], ...] = ((128, 128), (640, 480))
@@ -103,25 +105,12 @@ def _child_env(domain_id: int) -> dict[str, str]:
     return env
 
 
-class _Child:
-    """A child process of this module (``--child KIND``): stdout lines queued, stderr kept;
-    it stops when its stdin closes."""
+class _Child(ChildProcess):
+    """A child process of this module (``--child KIND``); it stops when its stdin closes."""
 
     def __init__(self, argv: list[str], domain_id: int) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, '-m', 'vidplan_ros.transport.bench_graph', *argv],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=_child_env(domain_id))
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.stderr_lines: list[str] = []
-        for stream, sink in ((self.proc.stdout, self.lines.put),
-                             (self.proc.stderr, self.stderr_lines.append)):
-            threading.Thread(target=self._pump, args=(stream, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(stream: Any, sink: Callable[[str], None]) -> None:
-        for line in stream:
-            sink(line)
+        super().__init__([sys.executable, '-m', 'vidplan_ros.transport.bench_graph', *argv],
+                         _child_env(domain_id))
 
     def fail(self, what: str) -> RuntimeError:
         time.sleep(0.2)
@@ -138,16 +127,7 @@ class _Child:
             return None
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        try:
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-            self.proc.wait(timeout=timeout_s)
-        except Exception:  # noqa: BLE001 - whatever happened, the child must go
-            pass
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        super().stop(timeout_s)
 
 
 def _stdin_closed() -> threading.Event:
