@@ -40,7 +40,7 @@ def recorded(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp('replay') / 'push'
     result = collect(CollectConfig(robot='franka_fr3', task='franka/push', episodes=1,
                                    seed0=7, image_width=64, image_height=64,
-                                   cameras=('front', 'wrist'), max_time_s=1.0), out,
+                                   cameras=('top', 'front'), max_time_s=1.0), out,
                      progress=False)
     return result.bags[0]
 
@@ -223,20 +223,20 @@ def test_sqlite3_jazzy_bag_replays_exactly_like_the_mcap_one(recorded, mcap_resu
 # --- messy bags --------------------------------------------------------------------------------
 
 FOREIGN = {'/cameras/front/image_raw': '/front_cam/color/image_raw/compressed',
-           '/cameras/wrist/image_raw': '/robot/wrist_camera/image_raw',
+           '/cameras/top/image_raw': '/robot/overhead_top_camera/image_raw',
            '/joint_states': '/franka/joint_states'}
 CUSTOM = get_types_from_msg('int32 level\nstring note', 'acme_msgs/msg/Status')
 
 
 def _messy(topic, ros_type, t_ns, msg):
-    """PNG front camera, bgr8 wrist camera, shuffled joints with extras, an unknown type."""
+    """PNG front camera, bgr8 top camera, shuffled joints with extras, an unknown type."""
     if topic == '/cameras/front/image_raw':
         px = cv.image_array(msg)
         out = cv.compressed_image_msg(dds_type, t_ns, 'front', px, fmt='png')
         return [(FOREIGN[topic], 'sensor_msgs/msg/CompressedImage', out)]
-    if topic == '/cameras/wrist/image_raw':
+    if topic == '/cameras/top/image_raw':
         px = cv.image_array(msg)[..., ::-1]
-        return [(FOREIGN[topic], ros_type, cv.image_msg(dds_type, t_ns, 'wrist', px, 'bgr8'))]
+        return [(FOREIGN[topic], ros_type, cv.image_msg(dds_type, t_ns, 'top', px, 'bgr8'))]
     if topic == '/joint_states':
         order = [8, 3, 0, 7, 6, 5, 1, 2, 4]
         names = list(msg.name) + ['base_yaw', 'lidar_tilt']
@@ -261,7 +261,7 @@ def test_compressed_and_reencoded_images_under_other_names(recorded, mcap_result
                     echo=printed.append)
     text = '\n'.join(printed)
     assert 'camera front      <- /front_cam/color/image_raw/compressed' in text
-    assert 'camera wrist      <- /robot/wrist_camera/image_raw' in text
+    assert 'camera top        <- /robot/overhead_top_camera/image_raw' in text
     assert 'joints            <- /franka/joint_states' in text
     assert 'not copied: /acme/status (type acme_msgs/msg/Status has no ROS 2' in text
     # PNG and bgr8 carry the same pixels, joints are matched by name: the very same plans
@@ -328,12 +328,12 @@ def test_joint_names_of_another_robot_are_a_clear_error(recorded, pipeline, tmp_
 def test_missing_camera_lists_what_is_needed_and_what_the_bag_holds(recorded, pipeline,
                                                                     tmp_path):
     bag = rewrite(recorded, tmp_path / 'one_cam',
-                  lambda topic, typ, t, msg: [] if 'wrist' in topic else [(topic, typ, msg)])
-    with pytest.raises(ReplayError, match=r"no image topic for camera\(s\) \['wrist'\]") as err:
+                  lambda topic, typ, t, msg: [] if '/top/' in topic else [(topic, typ, msg)])
+    with pytest.raises(ReplayError, match=r"no image topic for camera\(s\) \['top'\]") as err:
         replay(bag, tmp_path / 'out', FAST, pipeline=pipeline, progress=False,
                echo=lambda s: None)
     assert '/cameras/front/image_raw (sensor_msgs/msg/Image)' in str(err.value)
-    assert '--camera wrist=<topic>' in str(err.value)
+    assert '--camera top=<topic>' in str(err.value)
 
 
 def test_truncated_bag_is_a_clear_error_and_the_output_is_closed(recorded, pipeline,
