@@ -1,7 +1,7 @@
 """A real Franka (FR3 or Panda) under franka_ros2, driven by the four vidplan nodes.
 
     ros2 launch vidplan_ros franka.launch.py model:=franka_push robot_ip:=172.16.0.2 \\
-        front_camera_topic:=/front/color/image_raw wrist_camera_topic:=/wrist/color/image_raw
+        top_camera_topic:=/top/color/image_raw front_camera_topic:=/front/color/image_raw
 
 The executor streams short JointTrajectory chunks to `<arm_controller>/joint_trajectory` (a
 joint_trajectory_controller/JointTrajectoryController) and reads `joint_states_topic`. franka_ros2
@@ -24,9 +24,10 @@ sends one control_msgs/FollowJointTrajectory goal per accepted plan to
 <arm_controller>/follow_joint_trajectory (result and feedback in /diagnostics; cancelled on
 e-stop and on shutdown). The gripper is reached through franka_gripper's actions (~/move,
 ~/grasp, ~/homing) under the robot spec's gripper node (/franka_gripper).
-Camera topics: perception reads /cameras/<cam>/image_raw for the model's cameras (franka sets:
-front, wrist); the *_camera_topic arguments point them elsewhere (and .../compressed with
-image_transport:=compressed).
+Camera topics: perception reads /cameras/<cam>/image_raw for the model's cameras (the bundled
+franka sets: top, a fixed camera above the workspace looking down, and front, beside the table;
+a set of your own may use a wrist view); the *_camera_topic arguments point them elsewhere (and
+.../compressed with image_transport:=compressed). A camera the model does not use is ignored.
 """
 
 import os
@@ -51,6 +52,8 @@ ARGUMENTS = {
     'arm_controller': ('fr3_arm_controller', 'JointTrajectoryController the executor streams '
                        'to (<arm_controller>/joint_trajectory)'),
     'joint_states_topic': ('/joint_states', 'merged joint states of franka_bringup'),
+    'top_camera_topic': ('/cameras/top/image_raw', "image topic of the model's top view "
+                         '(above the workspace, looking down)'),
     'front_camera_topic': ('/cameras/front/image_raw', "image topic of the model's front "
                            'view'),
     'wrist_camera_topic': ('/cameras/wrist/image_raw', "image topic of the model's wrist "
@@ -85,7 +88,8 @@ def launch_setup(context, *args, **kwargs):
                (spec.interfaces.follow_joint_trajectory_action,
                 f'/{arm}/follow_joint_trajectory')]
     cameras = camera_remappings(model_cameras(a['model']), {
-        'front': a['front_camera_topic'], 'wrist': a['wrist_camera_topic']})
+        'top': a['top_camera_topic'], 'front': a['front_camera_topic'],
+        'wrist': a['wrist_camera_topic']})
     actions = bringup_actions(a)
     actions += pipeline_actions(a, use_sim_time=False, robot=a['robot'],
                                 interface=COMMANDS[a['command']],

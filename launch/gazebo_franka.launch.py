@@ -10,7 +10,9 @@ robot_state_publisher with the Franka Gazebo description; `ros_gz_sim create` sp
 (a position JointTrajectoryController from config/gazebo_franka_controllers.yaml, whose `type:`
 names the class). ros_gz_bridge carries /clock and the camera images. The world must hold the
 camera sensors: their Gazebo topics are the *_camera_gz_topic arguments, bridged to
-/cameras/<cam>/image_raw. Every node runs with use_sim_time.
+/cameras/<cam>/image_raw for the model's cameras (the bundled franka sets: top, a fixed camera
+above the workspace looking down, and front, beside the table; a set of your own may use a wrist
+view). Every node runs with use_sim_time.
 
 The description (`description`), as the upstream packages emit it:
   franka_gazebo_bringup  franka_ros2's franka_gazebo_bringup/urdf/franka_arm.gazebo.xacro (checked
@@ -58,6 +60,8 @@ ARGUMENTS = {
                 "'' = the description's (gz.msgs for franka_gazebo_bringup, ignition.msgs for "
                 'franka_description)'),
     'arm_controller': ('fr3_arm_controller', 'JointTrajectoryController spawned and driven'),
+    'top_camera_gz_topic': ('/top_camera/image', 'Gazebo topic of the top view camera (above '
+                            'the workspace, looking down)'),
     'front_camera_gz_topic': ('/front_camera/image', 'Gazebo topic of the front view camera'),
     'wrist_camera_gz_topic': ('/wrist_camera/image', 'Gazebo topic of the wrist view camera'),
 }
@@ -117,7 +121,8 @@ def launch_setup(context, *args, **kwargs):
                                                    'gazebo_franka_controllers.yaml')]),
     ]
     msgs = a['gz_msgs'] or DESCRIPTIONS[a['description']][2]
-    gz_cameras = {'front': a['front_camera_gz_topic'], 'wrist': a['wrist_camera_gz_topic']}
+    gz_cameras = {'top': a['top_camera_gz_topic'], 'front': a['front_camera_gz_topic'],
+                  'wrist': a['wrist_camera_gz_topic']}
     bridged = [cam for cam in model_cameras(a['model']) if cam in gz_cameras]
     bridge = Node(
         package='ros_gz_bridge', executable='parameter_bridge', output='screen',

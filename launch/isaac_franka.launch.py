@@ -1,7 +1,7 @@
 """A Franka in Isaac Sim (its ROS 2 bridge), driven by the four vidplan nodes on sim time.
 
     ros2 launch vidplan_ros isaac_franka.launch.py model:=franka_reach \\
-        front_camera_topic:=/rgb wrist_camera_topic:=/wrist/rgb
+        top_camera_topic:=/top/rgb front_camera_topic:=/rgb
 
 Isaac Sim's joint-control graph (shared/reference/robots.md §3.2): ROS2 Publish Joint State ->
 /joint_states, ROS2 Subscribe Joint State <- /joint_command (sensor_msgs/JointState: names +
@@ -12,6 +12,10 @@ joint names, hence robot:=franka_panda for the executor, which commands panda_* 
 model sets are FR3's: perception reads Isaac's panda_* joint states by franka_fr3's
 joint_aliases, and the executor takes the fr3_* plans of grounding by franka_panda's
 joint_aliases (config/robots/*.yaml; joints are always matched by name).
+Camera topics: perception reads /cameras/<cam>/image_raw for the model's cameras (the bundled
+franka sets: top, a fixed camera above the workspace looking down, and front, beside the table;
+a set of your own may use a wrist view); the *_camera_topic arguments name the Isaac camera
+helpers' topics instead. A camera the model does not use is ignored.
 """
 
 import os
@@ -31,6 +35,8 @@ ARGUMENTS = {
               'or franka_fr3'),
     'joint_command_topic': ('/joint_command', 'JointState command topic of the Isaac graph'),
     'joint_states_topic': ('/joint_states', 'JointState topic Isaac publishes'),
+    'top_camera_topic': ('/cameras/top/image_raw', "Isaac camera topic of the model's top view "
+                         '(above the workspace, looking down)'),
     'front_camera_topic': ('/rgb', "Isaac camera topic of the model's front view"),
     'wrist_camera_topic': ('/wrist/rgb', "Isaac camera topic of the model's wrist view"),
     'image_transport': ('raw', 'raw (sensor_msgs/Image) or compressed (<topic>/compressed)'),
@@ -48,7 +54,8 @@ def launch_setup(context, *args, **kwargs):
     joints = [('/joint_states', a['joint_states_topic'])]
     command = [(spec.interfaces.joint_command_topic, a['joint_command_topic'])]
     cameras = camera_remappings(model_cameras(a['model']), {
-        'front': a['front_camera_topic'], 'wrist': a['wrist_camera_topic']})
+        'top': a['top_camera_topic'], 'front': a['front_camera_topic'],
+        'wrist': a['wrist_camera_topic']})
     return pipeline_actions(a, use_sim_time=True, robot=a['robot'],
                             interface='joint_state_command',
                             perception_remaps=joints + cameras,

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from test import launch_stubs
+from vidplan_ros.bringup.graph import model_info
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / 'launch'
@@ -23,21 +24,25 @@ CONFIG = REPO / 'config'
 COMMON = {'model', 'method', 'device'}
 EXPECTED_ARGUMENTS = {
     'franka.launch.py': {'robot', 'robot_ip', 'robot_type', 'arm_controller',
-                         'joint_states_topic', 'front_camera_topic', 'wrist_camera_topic',
-                         'image_transport', 'bringup', 'load_gripper', 'use_fake_hardware'},
+                         'joint_states_topic', 'top_camera_topic', 'front_camera_topic',
+                         'wrist_camera_topic', 'image_transport', 'bringup', 'load_gripper',
+                         'use_fake_hardware'},
     'g1.launch.py': {'robot', 'lowcmd', 'network_interface', 'domain_id', 'head_camera_topic',
                      'front_camera_topic', 'image_transport'},
     'sim.launch.py': {'robot', 'task', 'episodes', 'seed', 'episode_time_s'},
     'replay.launch.py': {'bag', 'rate', 'loop', 'start_offset', 'topics', 'robot',
                          'image_transport'},
     'gazebo_franka.launch.py': {'robot_type', 'load_gripper', 'gz_args', 'gz_msgs',
-                                'arm_controller', 'front_camera_gz_topic',
-                                'wrist_camera_gz_topic'},
+                                'arm_controller', 'top_camera_gz_topic',
+                                'front_camera_gz_topic', 'wrist_camera_gz_topic'},
     'isaac_franka.launch.py': {'robot', 'joint_command_topic', 'joint_states_topic',
-                               'front_camera_topic', 'wrist_camera_topic', 'image_transport'},
+                               'top_camera_topic', 'front_camera_topic', 'wrist_camera_topic',
+                               'image_transport'},
 }
 PIPELINE = ('vidplan_perception', 'vidplan_planner', 'vidplan_grounding', 'vidplan_executor')
 ROS_LAUNCH_TEST = REPO / 'test' / 'test_launch_ros_sim.py'
+# the cameras of the bundled model sets (config.json data.cameras), in the model's view order
+FRANKA_CAMERAS = model_info('franka_push').cameras
 
 
 def setup_nodes() -> dict[str, str]:
@@ -172,22 +177,31 @@ def test_sim_launch_runs_the_sim_and_the_pipeline_on_sim_time():
     assert [params_of(nodes[e]).get('backend') for e in PIPELINE] == ['torch'] * 3 + [None]
     sim = params_of(nodes['vidplan_sim'])
     assert sim['robot'] == 'franka_fr3' and sim['task'] == 'franka/push'
-    assert sim['episodes'] == 2 and sim['cameras'] == ['front', 'wrist']
+    assert sim['episodes'] == 2 and sim['cameras'] == list(FRANKA_CAMERAS)
     assert params_of(nodes['vidplan_grounding'])['method'] == 'inverse_dynamics'
     assert all(params_of(nodes[e])['model'] == 'franka_push' for e in PIPELINE[:3])
     assert params_of(nodes['vidplan_executor'])['robot'] == 'franka_fr3'
 
 
 def test_franka_launch_remaps_cameras_controller_and_includes_bringup_on_request():
+    assert {'top', 'front'} <= set(FRANKA_CAMERAS)
     _, actions = run_launch_file('franka.launch.py', model='franka_push',
                                  front_camera_topic='/front/color/image_raw',
+                                 wrist_camera_topic='/wrist/color/image_raw',
                                  arm_controller='my_jtc', joint_states_topic='/franka/js')
     nodes = check_vidplan_nodes(actions, use_sim_time=False)
     assert not [a for a in actions if isinstance(a, launch_stubs.IncludeLaunchDescription)]
     remaps = dict(nodes['vidplan_perception'].remappings)
     assert remaps['/cameras/front/image_raw'] == '/front/color/image_raw'
     assert remaps['/cameras/front/image_raw/compressed'] == '/front/color/image_raw/compressed'
-    assert '/cameras/wrist/image_raw' not in remaps          # the default topic: no remap
+    assert '/cameras/top/image_raw' not in remaps            # the default topic: no remap
+    if 'wrist' not in FRANKA_CAMERAS:                        # not the model's: not remapped
+        assert '/cameras/wrist/image_raw' not in remaps
+    _, top_actions = run_launch_file('franka.launch.py', model='franka_push',
+                                     top_camera_topic='/top/color/image_raw')
+    top_remaps = dict(vidplan_nodes(top_actions)['vidplan_perception'].remappings)
+    assert top_remaps['/cameras/top/image_raw'] == '/top/color/image_raw'
+    assert top_remaps['/cameras/top/image_raw/compressed'] == '/top/color/image_raw/compressed'
     assert remaps['/joint_states'] == '/franka/js'
     ex = dict(nodes['vidplan_executor'].remappings)
     assert ex['/fr3_arm_controller/joint_trajectory'] == '/my_jtc/joint_trajectory'
@@ -238,7 +252,7 @@ def test_replay_launch_plays_only_inputs_with_the_executor_in_shadow_mode():
              and not isinstance(a, launch_stubs.Node)]
     assert play.cmd[:4] == ['ros2', 'bag', 'play', '/bags/b'] and '--clock' in play.cmd
     topics = play.cmd[play.cmd.index('--topics') + 1:]
-    assert topics == ['/cameras/front/image_raw', '/cameras/wrist/image_raw', '/joint_states']
+    assert topics == [*(f'/cameras/{cam}/image_raw' for cam in FRANKA_CAMERAS), '/joint_states']
     assert isinstance(play.on_exit, launch_stubs.Shutdown)
     _, actions = run_launch_file('replay.launch.py', bag='/b', loop='true',
                                  image_transport='compressed')
@@ -250,14 +264,22 @@ def test_replay_launch_plays_only_inputs_with_the_executor_in_shadow_mode():
 
 
 def test_gazebo_launch_spawns_the_robot_bridges_clock_and_cameras_on_sim_time():
-    _, actions = run_launch_file('gazebo_franka.launch.py', gz_msgs='ignition.msgs')
+    _, actions = run_launch_file('gazebo_franka.launch.py', model='franka_push',
+                                 gz_msgs='ignition.msgs')
     check_vidplan_nodes(actions, use_sim_time=True)
     others = {a.executable: a for a in actions if isinstance(a, launch_stubs.Node)
               and a.package != 'vidplan_ros'}
     bridge = others['parameter_bridge']
-    assert '/clock@rosgraph_msgs/msg/Clock[ignition.msgs.Clock' in bridge.arguments
-    assert '/front_camera/image@sensor_msgs/msg/Image[ignition.msgs.Image' in bridge.arguments
-    assert dict(bridge.remappings)['/wrist_camera/image'] == '/cameras/wrist/image_raw'
+    assert bridge.arguments == ['/clock@rosgraph_msgs/msg/Clock[ignition.msgs.Clock'] + [
+        f'/{cam}_camera/image@sensor_msgs/msg/Image[ignition.msgs.Image'
+        for cam in FRANKA_CAMERAS]                      # the model's cameras only
+    assert dict(bridge.remappings) == {f'/{cam}_camera/image': f'/cameras/{cam}/image_raw'
+                                       for cam in FRANKA_CAMERAS}
+    _, top_actions = run_launch_file('gazebo_franka.launch.py', model='franka_push',
+                                     top_camera_gz_topic='/world/table/top/image')
+    top_bridge, = [a for a in top_actions if isinstance(a, launch_stubs.Node)
+                   and a.executable == 'parameter_bridge']
+    assert dict(top_bridge.remappings)['/world/table/top/image'] == '/cameras/top/image_raw'
     rsp = params_of(others['robot_state_publisher'])
     assert rsp['use_sim_time'] is True and 'gazebo' in rsp['robot_description']
     assert others['create'].arguments[:2] == ['-topic', '/robot_description']

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from vidplan_ros.core.errors import VidplanError
-from vidplan_ros.bringup.graph import (NodeEntry, param_value, pipeline_nodes, process_argv,
-                                      ros_args)
+from vidplan_ros.bringup.graph import (NodeEntry, model_info, param_value, pipeline_nodes,
+                                      process_argv, ros_args)
 from vidplan_ros.bringup.vidplan_launch import format_report, main, sim_graph
 from vidplan_ros.nodes.monitor_node import MonitorConfig, RunRecorder, fit
 from vidplan_ros.transport.base import parse_ros_args
@@ -48,8 +48,9 @@ def test_sim_graph_processes_names_argv_params_and_required(tmp_path):
                      'trajectory_msgs/msg/JointTrajectory:/fr3_arm_controller/joint_trajectory']
     files, params = argv_params(command)
     assert files == []
+    cameras = list(model_info('franka_push').cameras)        # the model set's, in its order
     assert params == {'robot': 'franka_fr3', 'task': 'franka/push', 'episodes': 2, 'seed': 5,
-                      'cameras': ['front', 'wrist']}
+                      'cameras': cameras}
     assert parse_ros_args(command).node_name == 'vidplan_sim'
 
     expected_files = {'perception': ['perception.yaml'], 'planner': ['planner.yaml'],
@@ -70,7 +71,7 @@ def test_sim_graph_processes_names_argv_params_and_required(tmp_path):
     monitor = by['monitor']
     assert monitor[:3] == (sys.executable, '-m', 'vidplan_ros.nodes.monitor_node')
     assert argv_params(monitor)[1] == {'out_dir': str(tmp_path / 'run'),
-                                       'cameras': ['front', 'wrist']}
+                                       'cameras': cameras}
 
 
 def test_sim_graph_g1_waits_for_arm_sdk_and_checks_the_model_robot():
@@ -79,7 +80,8 @@ def test_sim_graph_g1_waits_for_arm_sdk_and_checks_the_model_robot():
     assert 'unitree_hg/msg/LowCmd:/arm_sdk' in sim
     files, params = argv_params(sim[sim.index('--') + 1:])
     assert params['robot'] == 'unitree_g1' and params['task'] == 'g1/reach'
-    assert params['realtime_factor'] == 0.5 and params['cameras'] == ['head', 'front']
+    assert params['realtime_factor'] == 0.5
+    assert params['cameras'] == list(model_info('g1_reach').cameras)
     assert argv_params(specs[4].argv)[1]['robot'] == 'unitree_g1'
     with pytest.raises(VidplanError, match='is for robot'):
         sim_graph('g1', 'reach', model='franka_reach')
@@ -188,8 +190,10 @@ def test_gate_counts_writers_through_the_transport_on_both_backends(backend):
 
 # --- the monitor's recorder -------------------------------------------------------------------
 
-CAMS = ('front', 'wrist')
-COLOURS = {'front': (200, 40, 40), 'wrist': (40, 40, 200)}
+# the cameras a franka sim run records (the model set's, in its view order: the video stacks
+# them top to bottom); the colours are per position
+CAMS = model_info('franka_reach').cameras
+COLOURS = dict(zip(CAMS, [(200, 40, 40), (40, 40, 200)]))
 
 
 def camera_image(cam: str, k: int) -> np.ndarray:
@@ -216,7 +220,7 @@ def feed_run(rec: RunRecorder, stamps: int, preview_from: int | None) -> None:
         t = t0 + 0.1 * k
         for cam in CAMS:
             rec.on_camera(cam, stamp, camera_image(cam, k), recv_s=t + (0.001 if cam ==
-                                                                        'wrist' else 0.0))
+                                                                        CAMS[1] else 0.0))
         rec.on_stage('latent', stamp, t + 0.05)
         rec.on_stage('video_plan', stamp, t + 0.25)
         if preview_from is not None and k >= preview_from:
@@ -249,8 +253,8 @@ def test_recorder_writes_a_real_mp4_and_summary(tmp_path):
     height, width = 2 * 32, 32 + 256                         # views | preview box (aspect 4)
     assert frames[0].shape == (height + 16, width, 3)
     late = frames[20].astype(int)
-    assert np.abs(late[10:20, 20:30] - COLOURS['front']).max() < 40   # front view, top left
-    assert np.abs(late[42:54, 20:30] - COLOURS['wrist']).max() < 40   # wrist view below
+    assert np.abs(late[10:20, 20:30] - COLOURS[CAMS[0]]).max() < 40  # first view, top left
+    assert np.abs(late[42:54, 20:30] - COLOURS[CAMS[1]]).max() < 40  # second view below
     assert np.abs(late[20:40, 100:200] - (0, 180, 0)).max() < 40       # the plan preview
     assert late[height + 8, 100, 1] < 120                                # grey bar: running
     assert np.abs(frames[10].astype(int)[height + 8, 100] - (40, 170, 60)).max() < 40  # success
