@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import json
 import time
 from pathlib import Path
 
@@ -56,10 +57,15 @@ def spin_until(node, cond, timeout_s, *procs):
         node.spin_once(0.02)
 
 
+# the franka_reach model set's views, in its order (models/franka_reach/config.json)
+FRANKA_REACH_CAMERAS = tuple(json.loads(HELDOUT.with_name('config.json').read_text())
+                             ['params']['data.cameras'])
+
+
 def heldout_observation(index=0):
     """Real frames {camera: (64, 64, 3)} of franka_reach's held-out data and their joints."""
     d = np.load(HELDOUT)
-    frames = {c: d['images'][index, 0, i] for i, c in enumerate(('front', 'wrist'))}
+    frames = {c: d['images'][index, 0, i] for i, c in enumerate(FRANKA_REACH_CAMERAS)}
     return frames, d['q'][index, 0].astype(np.float64)
 
 

@@ -8,7 +8,8 @@ from vidplan_ros.core.robot_spec import load_robot_spec
 from vidplan_ros.transport import create_node
 from vidplan_ros.transport import convert as cv
 
-from test.nodes.stage_helpers import Latest, NodeProcess, heldout_observation, spin_until
+from test.nodes.stage_helpers import (FRANKA_REACH_CAMERAS, Latest, NodeProcess,
+                                     heldout_observation, spin_until)
 
 MODULE = 'vidplan_ros.nodes.perception_node'
 
@@ -21,7 +22,7 @@ def test_perception_reads_isaac_panda_joint_states_for_an_fr3_model_set(tmp_path
     t = 'sensor_msgs/msg/'
     try:
         images = {cam: node.create_publisher(t + 'Image', f'/cameras/{cam}/image_raw')
-                  for cam in ('front', 'wrist')}
+                  for cam in FRANKA_REACH_CAMERAS}
         states = node.create_publisher(t + 'JointState', '/joint_states')
         joints = Latest()
         node.create_subscription(t + 'JointState', '/vidplan/latent/joint_states', joints)

@@ -32,7 +32,7 @@ def rig(tmp_path_factory):
     rig['pub'] = {(cam, kind): node.create_publisher(
         t + ('CompressedImage' if kind == 'c' else 'Image'),
         f'/cameras/{cam}/image_raw' + ('/compressed' if kind == 'c' else ''))
-        for cam in ('front', 'wrist') for kind in ('r', 'c')}
+        for cam in ('top', 'front') for kind in ('r', 'c')}
     rig['pub_js'] = node.create_publisher(t + 'JointState', '/joint_states')
     subs = [node.create_subscription(t + 'Image', '/vidplan/latent', rig['latent']),
             node.create_subscription(t + 'JointState', '/vidplan/latent/joint_states',
@@ -60,13 +60,13 @@ def _joints(rig, stamp_ns, q):
         rig['pub_js'].publish(cv.joint_state_msg(node.msg_type, stamp_ns + dt_ns, names, pos))
 
 
-def _frames(rig, stamp_ns, frames, kind='r', wrist_encoding='bgr8', skew_ns=10_000_000):
+def _frames(rig, stamp_ns, frames, kind='r', second_encoding='bgr8', skew_ns=10_000_000):
     t = rig['node'].msg_type
     for cam, pixels in frames.items():
-        stamp = stamp_ns + (skew_ns if cam == 'wrist' else 0)
+        stamp = stamp_ns + (skew_ns if cam == 'front' else 0)
         if kind == 'c':
             msg = cv.compressed_image_msg(t, stamp, cam, pixels, 'png')
-        elif cam == 'wrist' and wrist_encoding == 'bgr8':
+        elif cam == 'front' and second_encoding == 'bgr8':
             msg = cv.image_msg(t, stamp, cam, pixels[..., ::-1], 'bgr8')
         else:
             msg = cv.image_msg(t, stamp, cam, pixels, 'rgb8')
@@ -119,21 +119,21 @@ def test_bad_frames_and_joints_are_reported_and_survived(rig):
     t = node.msg_type
 
     def depth_frame(stamp):  # an encoding that cannot be colour
-        _frames(rig, stamp, {'wrist': frames['wrist']})
-        rig['pub'][('front', 'r')].publish(cv.image_msg(t, stamp, 'front',
+        _frames(rig, stamp, {'front': frames['front']})
+        rig['pub'][('top', 'r')].publish(cv.image_msg(t, stamp, 'top',
                                                         np.zeros((8, 8), np.float32), '32FC1'))
 
     def empty_frame(stamp):  # a 0 x 0 picture
-        _frames(rig, stamp, {'wrist': frames['wrist']})
-        rig['pub'][('front', 'r')].publish(t('sensor_msgs/msg/Image')(
+        _frames(rig, stamp, {'front': frames['front']})
+        rig['pub'][('top', 'r')].publish(t('sensor_msgs/msg/Image')(
             header=cv.header(t, stamp), height=0, width=0, encoding='rgb8', step=0, data=b''))
 
     def nan_joint(stamp):
         msg = cv.joint_state_msg(t, stamp, rig['pipeline'].spec.joint_names, q * np.nan)
         rig['pub_js'].publish(msg)
 
-    def one_camera(stamp):  # the wrist camera stops
-        _frames(rig, stamp + 1_000_000_000, {'front': frames['front']})
+    def one_camera(stamp):  # the second camera stops
+        _frames(rig, stamp + 1_000_000_000, {'top': frames['top']})
 
     observe_and_wait('dropped_bad_image', depth_frame)
     observe_and_wait('dropped_bad_image', empty_frame)
@@ -147,7 +147,7 @@ def test_bad_frames_and_joints_are_reported_and_survived(rig):
     spin_until(node, lambda: stamp in rig['latent'].by_stamp, 20, *rig['procs'])
     out = rig['procs'][0].output()
     assert 'cannot be used as colour' in out  # the 0 x 0 one: the same warning, throttled
-    assert 'non-finite positions' in out and "no frame from camera(s) ['wrist']" in out
+    assert 'non-finite positions' in out and "no frame from camera(s) ['front']" in out
     assert 'Traceback' not in out
 
 
@@ -159,10 +159,10 @@ def test_compressed_frames_decode_and_corrupt_ones_are_survived(rig):
     stamp = node.now_ns()
     _joints(rig, stamp, q)
     node.spin(timeout_s=0.05)
-    _frames(rig, stamp, {'wrist': frames['wrist']}, 'c')
-    bad = cv.compressed_image_msg(t, stamp, 'front', frames['front'], 'jpeg')
+    _frames(rig, stamp, {'front': frames['front']}, 'c')
+    bad = cv.compressed_image_msg(t, stamp, 'top', frames['top'], 'jpeg')
     bad.data = bytes(bad.data)[: len(bad.data) // 3]
-    rig['pub'][('front', 'c')].publish(bad)
+    rig['pub'][('top', 'c')].publish(bad)
 
     spin_until(node, lambda: _diag_count(rig, 'perception_c', 'dropped_bad_image') > before,
                20, *rig['procs'])

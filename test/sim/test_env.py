@@ -68,7 +68,10 @@ def test_reset_state_and_shapes(franka):
     assert franka.time_s == 0.0
     np.testing.assert_allclose(franka.q(), franka.spec.ready_pose_rad)
     assert franka.q().shape == franka.dq().shape == franka.effort().shape == (n,)
-    np.testing.assert_allclose(franka.gripper_width(), franka.spec.gripper.width_max_m)
+    # the task decides the fingers at reset (reach / push: closed, as the experts push)
+    width = franka.task.gripper_width_m
+    np.testing.assert_allclose(franka.gripper_width(), franka.spec.gripper.width_max_m
+                               if width is None else width, atol=1e-6)
     franka.step(5)
     assert franka.time_s == pytest.approx(5 * 0.002)
     pose = franka.tcp_pose()
@@ -133,6 +136,9 @@ def test_gripper_opens_and_closes_at_its_speed(franka):
     franka.reset(0)
     width_max = franka.spec.gripper.width_max_m
     speed = franka.spec.gripper.speed_max_m_s
+    franka.set_gripper_width(width_max)
+    franka.step(500)
+    assert franka.gripper_width() == pytest.approx(width_max, abs=1e-3)
     franka.set_gripper_width(0.0)
     franka.step(50)                                        # 0.1 s
     moved = width_max - franka.gripper_width()
