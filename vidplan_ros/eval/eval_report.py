@@ -241,6 +241,9 @@ def diagnosis(summary: list[dict[str, Any]]) -> list[str]:
                  if exp_ is not None else None,
                  'planner': exp_ - learned if exp_ is not None and learned is not None
                  else None}
+        if exp_ is None and learned is not None:   # no expert-video row: one stage for both
+            drops['grounding + world model + planner'] = (top if top is not None else 1.0) \
+                - learned
         known = {k: v for k, v in drops.items() if v is not None}
         worst = max(known, key=lambda k: known[k]) if known else '-'
         drop_text = ', '.join(f'{k} {-100 * v:+.0f} pts' for k, v in known.items())
