@@ -245,9 +245,12 @@ class _Worker:
 def _worker_main(cfg: EvalConfig, out_dir: Path, jobs: Any, results: Any) -> None:
     """A worker process: take jobs until None, put ('ok', index, episode) or ('error', text)."""
     os.environ.setdefault('LP_NUM_THREADS', '1')        # software GL: one core per worker
+    parent = os.getppid()
     try:
         worker = _Worker(cfg, out_dir)
         while (job := jobs.get()) is not None:
+            if os.getppid() != parent:   # the run was killed: nobody reads our results
+                return
             results.put(('ok', job.index, worker.run(job), worker.sources()))
         worker.close()
     except BaseException:  # noqa: BLE001 - reported to the parent, which stops the run
