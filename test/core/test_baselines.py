@@ -88,6 +88,21 @@ def test_inverse_dynamics_commits_to_the_plan(wm):
     assert r_bad.alignment == pytest.approx(1.0)       # it commits to the plan itself
 
 
+def test_inverse_dynamics_gain_scales_the_steps_inside_the_box(wm):
+    problem, actions = make_problem(wm, H=5)
+    b = problem.bounds
+    cfg = GrounderConfig(inverse_dynamics_gain=2.0)
+    r = make_grounder('inverse_dynamics', wm, cfg, inverse_dynamics=wm.inverse)(problem)
+    # the first step sees the same frames and joints: exactly twice the exact inverse, clipped
+    want = np.clip(2.0 * actions.numpy()[0], b.action_min, b.action_max)
+    np.testing.assert_allclose(r.actions[0], want, atol=1e-4)
+    assert np.all(r.actions >= b.action_min - 1e-6) and np.all(r.actions <= b.action_max + 1e-6)
+    warm = make_grounder('gvp_wm', wm, cfg, inverse_dynamics=wm.inverse)(problem)
+    assert warm.iterations > 1      # its cold start is off the exact inverse now
+    with pytest.raises(ConfigValueError, match='inverse_dynamics_gain'):
+        GrounderConfig(inverse_dynamics_gain=0.0)
+
+
 def test_actions_only_and_collocation(wm):
     problem, actions = make_problem(wm, H=5)
     r = make_grounder('actions_only', wm)(problem)

@@ -417,23 +417,27 @@ class NormalizedPlanner:
 
 
 class NormalizedInverseDynamics:
-    """``module(z_t, z_next, q_n) -> a_n`` as an :class:`InverseDynamics` in rad."""
+    """``module(z_t, z_next, q_n) -> a_n`` as an :class:`InverseDynamics` in rad, times the
+    model set's calibrated ``step_gain``."""
 
-    def __init__(self, module: torch.nn.Module, norm: object) -> None:
+    def __init__(self, module: torch.nn.Module, norm: object, step_gain: float = 1.0) -> None:
         self.module = module
         self.norm = _norm_of(norm, model_device(module))
+        self.step_gain = float(step_gain)
 
     def __call__(self, z_t: torch.Tensor, z_next: torch.Tensor,
                  q_t: torch.Tensor) -> torch.Tensor:
         m = self.norm
-        return self.module(z_t, z_next, (q_t - m.q_mean) / m.q_std) * m.a_std + m.a_mean
+        a_n = self.module(z_t, z_next, (q_t - m.q_mean) / m.q_std)
+        return self.step_gain * (a_n * m.a_std + m.a_mean)
 
 
 def adapt_model_set(model_set: object) -> tuple[NormalizedWorldModel, NormalizedPlanner,
                                                 NormalizedInverseDynamics]:
     """World model, planner and inverse dynamics of a loaded model set (``world_model``,
-    ``planner``, ``inverse_dynamics`` modules and ``norm`` stats), in rad."""
+    ``planner``, ``inverse_dynamics`` modules, ``norm`` stats and ``cfg``), in rad."""
     norm = model_set.norm
     return (NormalizedWorldModel(model_set.world_model, norm),
             NormalizedPlanner(model_set.planner, norm),
-            NormalizedInverseDynamics(model_set.inverse_dynamics, norm))
+            NormalizedInverseDynamics(model_set.inverse_dynamics, norm,
+                                      model_set.cfg.inverse_dynamics.step_gain))

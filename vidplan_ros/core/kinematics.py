@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -146,6 +146,9 @@ class KinematicChain:
         velocity_limits, effort_limits: ``(n,)`` float64 from the URDF.
         link_names: links on the path, root first, tip last.
     """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> KinematicChain:
+        return self     # a fixed description of the robot: copies of its users share it
 
     def __init__(self, model: UrdfModel, root_link: str, tip_link: str) -> None:
         self.model = model

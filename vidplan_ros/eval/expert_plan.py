@@ -1,17 +1,22 @@
 """The scripted expert as a stage of the loop, to say which stage limits a result.
 
 - `ExpertPlanSource`: the expert's future as the video plan (GVP-WM's "expert video"
-  condition). At every replan a copy of the sim takes the episode's exact state, a reactive
-  expert (`PhaseExpert.resume`: it plans from the robot's current joints and velocity and enters
-  the phase that state is in) drives the copy for the planner's horizon, and the copy's cameras
-  at `(k + 1) * plan_dt_s` are encoded by the model set's encoder. Grounding and the world model
+  condition). One expert runs through the episode as in collection (reset at its start, its
+  phases on the episode's clock, each phase planned from where the arm is when it starts). At
+  every replan it acts on the measured joints, then a copy of it drives a copy of the sim, which
+  took the episode's exact state, for the planner's horizon, and the copy's cameras at
+  `(k + 1) * plan_dt_s` are encoded by the model set's encoder. Grounding and the world model
   then run on a plan that is right by construction: what is left is their own error.
+  (A fresh reactive expert per replan, `PhaseExpert.resume`, restarts every move from rest,
+  so its first 0.2 s barely move, and it switches between the pre-pose and the approach at the
+  boundary: its videos stalled the arm about 0.1 m from reach targets.)
 - `ExpertChunks`: the expert's own trajectory chunks as grounded plans, straight into the
   executor (no perception, planner or grounding): the ceiling of the loop.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -37,12 +42,16 @@ class ExpertPlanSource:
         self.copy = SimEnv(env.cfg)
         self.expert = make_expert(env.cfg.task, env.spec)
         self.q_future_rad = np.zeros((0, len(env.joint_names)))  # (H, n) of the last plan
+        self._last_t_s: float | None = None
 
     def plan(self, env: SimEnv) -> np.ndarray:
         p, c = self.pipeline, self.copy
+        if self._last_t_s is None or env.time_s <= self._last_t_s:    # a new episode
+            self.expert.reset(env.task_state(), env.q())
+        self._last_t_s = env.time_s
+        self.expert.act(env.time_s, env.q(), env.task_state())        # the episode's clock
+        expert = copy.deepcopy(self.expert)
         c.copy_state_from(env)
-        t0 = c.time_s
-        self.expert.resume(t0, c.task_state(), c.q())
         follower = TrajectoryFollower(c.joint_names, c.q())
         act_every = max(1, int(round(1.0 / (EXPERT_RATE_HZ * c.physics_dt_s))))
         frame_every = max(1, int(round(p.plan_dt_s / c.physics_dt_s)))
@@ -51,7 +60,7 @@ class ExpertPlanSource:
         step = 0
         while len(latents) < p.horizon:
             if step % act_every == 0:
-                a = self.expert.act(c.time_s, c.q(), c.task_state())
+                a = expert.act(c.time_s, c.q(), c.task_state())
                 try:
                     follower.set_trajectory(a.stamp_s, a.times_from_start_s, a.positions, None,
                                             c.time_s, c.q(), c.dq())

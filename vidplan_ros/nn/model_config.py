@@ -61,9 +61,13 @@ class WorldModelConfig:
 @dataclass(frozen=True)
 class InverseDynamicsConfig:
     hidden: int = 64
+    # Calibration of the grounded step (actions are scaled by it), measured in closed loop
+    # (`vidplan eval` sweeps, in the model card): the imagined motion of a planner trained with
+    # a regression-shrunk inverse dynamics can be slower than the expert's.
+    step_gain: float = 1.0
 
     def __post_init__(self) -> None:
-        require_positive(self, 'hidden')
+        require_positive(self, 'hidden', 'step_gain')
 
 
 @dataclass(frozen=True)

@@ -118,8 +118,9 @@ class BackendPlanner(NormalizedPlanner):
 class BackendInverseDynamics(NormalizedInverseDynamics):
     """:class:`NormalizedInverseDynamics` on ``backend``, in rad."""
 
-    def __init__(self, module: torch.nn.Module, norm: object, backend: Backend) -> None:
-        super().__init__(module, norm)
+    def __init__(self, module: torch.nn.Module, norm: object, backend: Backend,
+                 step_gain: float = 1.0) -> None:
+        super().__init__(module, norm, step_gain)
         self.backend = backend
 
     def __call__(self, z_t: torch.Tensor, z_next: torch.Tensor,
@@ -127,4 +128,4 @@ class BackendInverseDynamics(NormalizedInverseDynamics):
         m = self.norm
         (an,) = self.backend.run('inverse_dynamics', z=_np(z_t), z_next=_np(z_next),
                                  q=_np((q_t - m.q_mean) / m.q_std))
-        return _t(an, z_t) * m.a_std + m.a_mean
+        return self.step_gain * (_t(an, z_t) * m.a_std + m.a_mean)

@@ -176,7 +176,8 @@ class Pipeline:
         return (BackendWorldModel(ms.world_model, ms.norm, b, cfg.world_model_grad,
                                   vjp_batch=self.horizon),
                 BackendPlanner(ms.planner, ms.norm, b),
-                BackendInverseDynamics(ms.inverse_dynamics, ms.norm, b))
+                BackendInverseDynamics(ms.inverse_dynamics, ms.norm, b,
+                                       ms.cfg.inverse_dynamics.step_gain))
 
     def reset(self) -> None:
         """Forget the previous solution and restart the noise sequence (a new episode)."""

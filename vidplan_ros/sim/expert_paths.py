@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -118,6 +119,9 @@ class ToolIK:
                       max_iters=150)
         self._keyframe = TorchIKSolver(chain, IKConfig(num_seeds=keyframe_seeds, **common))
         self._track = TorchIKSolver(chain, IKConfig(num_seeds=1, stall_iters=0, **common))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ToolIK:
+        return self     # no episode state: copies of an expert (eval's look-ahead) share it
 
     def poses(self, points: np.ndarray) -> torch.Tensor:
         """(K, 4, 4) tool poses at points (K, 3) m."""
