@@ -173,11 +173,14 @@ def make_grounder(method: str, world_model: WorldModel, cfg: GrounderConfig | No
         raise VidplanError("'wav' needs the video planner (planner=...) to resample its noise")
     wm = world_model
 
+    def inverse(p: GroundingProblem) -> GroundingResult:
+        return _inverse_dynamics(p, wm, inverse_dynamics, cfg.inverse_dynamics_gain)
+
     def gvp_wm(p: GroundingProblem, w: WarmStart | None) -> GroundingResult:
         t0 = time.perf_counter()
         w = w or p.warm_start
         if w is None and inverse_dynamics is not None and cfg.init_from_inverse_dynamics:
-            w = shift_warm_start(_inverse_dynamics(p, wm, inverse_dynamics, cfg.inverse_dynamics_gain), 0)
+            w = shift_warm_start(inverse(p), 0)
         r = ground(p, wm, cfg.gvp_wm, w)
         return replace(r, compute_time_s=time.perf_counter() - t0)
 
@@ -185,7 +188,7 @@ def make_grounder(method: str, world_model: WorldModel, cfg: GrounderConfig | No
         'gvp_wm': gvp_wm,
         'collocation': lambda p, w: ground(p, wm, collocation_config(cfg.gvp_wm), w,
                                            method='collocation'),
-        'inverse_dynamics': lambda p, w: _inverse_dynamics(p, wm, inverse_dynamics, cfg.inverse_dynamics_gain),
+        'inverse_dynamics': lambda p, w: inverse(p),
         'mpc_cem': lambda p, w: _cem(p, wm, cfg.mpc_cem, w),
         'mpc_gd': lambda p, w: _gd(p, wm, cfg.mpc_gd, w),
         'actions_only': lambda p, w: _actions_only(p, wm, cfg.actions_only, w),
