@@ -37,7 +37,10 @@ def test_committed_model_reproduces_its_card(name):
     assert (path / 'heldout.npz').stat().st_size < 1.1e6
     ms = load_model_set(path)
     want = json.loads((path / 'config.json').read_text())['metrics_heldout_npz']
-    assert f'{want["recon_psnr_db"]:.2f} dB' in (path / 'README.md').read_text()
+    card = (path / 'README.md').read_text()
+    assert f'{want["recon_psnr_db"]:.2f} dB' in card
+    # the card states the calibration the model set runs with
+    assert f'`inverse_dynamics.step_gain` = {ms.cfg.inverse_dynamics.step_gain:g}' in card
     z = np.load(path / 'heldout.npz')
     got = evaluate_windows(ms, z['images'], z['q'], z['action'], seed=ms.cfg.train.seed)
     assert got['windows'] == want['windows']

@@ -188,7 +188,21 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
         f'{s["world_model_cosine"][-1]:.3f}, inverse dynamics RMSE '
         f'{s["inverse_dynamics_rmse_rad"]:.4f} rad.', '']
     lines += _curves_section(t.get('curves')) + _framing_section(info.get('framing'), cfg)
+    lines += _calibration_section(cfg, info.get('calibration'))
     (out / 'README.md').write_text('\n'.join(lines))
+
+
+def _calibration_section(cfg: Any, cal: dict[str, Any] | None) -> list[str]:
+    """The closed-loop calibration (`inverse_dynamics.step_gain`) and how it was measured
+    (`calibration` in config.json: `how`, the command and seeds, and `rows`, gain -> result)."""
+    lines = ['## Closed-loop calibration', '',
+             f"Inverse dynamics' grounded step is scaled by `inverse_dynamics.step_gain` = "
+             f'{cfg.inverse_dynamics.step_gain:g}.']
+    if not cal:
+        return lines + ['Not swept: the default.', '']
+    lines += [cal.get('how', ''), '', '| step gain | result |', '|---|---|']
+    lines += [f'| {g} | {r} |' for g, r in cal.get('rows', {}).items()]
+    return lines + ['']
 
 
 def _curves_section(curves: dict[str, Any] | None) -> list[str]:
