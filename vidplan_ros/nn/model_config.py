@@ -62,8 +62,8 @@ class WorldModelConfig:
 class InverseDynamicsConfig:
     hidden: int = 64
     # Calibration of the grounded step (actions are scaled by it), measured in closed loop
-    # (`vidplan eval` sweeps, in the model card): the imagined motion of a planner trained with
-    # a regression-shrunk inverse dynamics can be slower than the expert's.
+    # (`vidplan eval` sweeps, in the model card): a planner's imagined motion can be slower
+    # than the expert's, and a regression shrinks ambiguous steps further.
     step_gain: float = 1.0
 
     def __post_init__(self) -> None:
