@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +113,12 @@ class GroundingNode:
         self.pub_feas = n.create_publisher('std_msgs/msg/Float64MultiArray',
                                            cfg.plan_topic + '/feasibility')
         self.pub_plan = n.create_publisher('trajectory_msgs/msg/JointTrajectory', cfg.plan_topic)
+        # Grounding runs off the spinning thread: on rclpy a 0.1-0.3 s grounding inside a timer
+        # callback starves the subscriptions (one message each per wait), their queues back up
+        # and every plan came out ~1 s old (`vidplan launch sim --task push`: age p50 1.07 s,
+        # the executor rejecting them as stale). Meanwhile the matcher keeps the newest set.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='vidplan_grounding')
+        self._job: Future[None] | None = None
         n.create_timer(1.0 / cfg.poll_rate_hz, self._work)
         n.create_timer(1.0, self._publish_status)
 
@@ -129,10 +136,19 @@ class GroundingNode:
 
     # --- work ---------------------------------------------------------------------------------
     def _work(self) -> None:
-        taken = self.match.take()
-        if taken is None:
+        if self._job is not None and not self._job.done():
             return
-        stamp_ns, inputs = taken
+        taken = self.match.take()
+        if taken is not None:
+            self._job = self._pool.submit(self._ground_safely, *taken)
+
+    def _ground_safely(self, stamp_ns: int, inputs: dict[str, Any]) -> None:
+        try:
+            self._ground(stamp_ns, inputs)
+        except Exception as exc:  # noqa: BLE001 — a worker's error must not vanish in its Future
+            self.stats.drop('grounding_failed', f'grounding failed: {type(exc).__name__}: {exc}')
+
+    def _ground(self, stamp_ns: int, inputs: dict[str, Any]) -> None:
         stamp_s = stamp_ns * 1e-9
         self.last_stamp_ns = stamp_ns
         age_s = self.node.now_s() - stamp_s
@@ -184,6 +200,7 @@ class GroundingNode:
         self.diag.publish(self.node.now_ns(), {'grounding': (level, message, values)})
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True)      # no publish after the node is gone
         self.node.shutdown()
 
 
