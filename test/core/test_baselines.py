@@ -1,5 +1,7 @@
 """Baselines behind the grounding interface, on the synthetic models of test_grounding."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,8 @@ from test_grounding import A_MAX, AffineWorldModel, make_problem, rollout_error,
 from vidplan_ros.core.baselines import (METHODS, CemConfig, GdConfig, GrounderConfig, WavConfig,
                                         make_grounder)
 from vidplan_ros.core.errors import ConfigValueError, VidplanError
-from vidplan_ros.core.grounding_types import GroundingProblem
+from vidplan_ros.core.grounding_types import GroundingProblem, NormalizedInverseDynamics
+from vidplan_ros.nn.model_config import InverseDynamicsConfig
 
 
 class NoisePlanner:
@@ -88,19 +91,21 @@ def test_inverse_dynamics_commits_to_the_plan(wm):
     assert r_bad.alignment == pytest.approx(1.0)       # it commits to the plan itself
 
 
-def test_inverse_dynamics_gain_scales_the_steps_inside_the_box(wm):
+def test_inverse_dynamics_step_gain_scales_the_steps_inside_the_box(wm):
     problem, actions = make_problem(wm, H=5)
     b = problem.bounds
-    cfg = GrounderConfig(inverse_dynamics_gain=2.0)
-    r = make_grounder('inverse_dynamics', wm, cfg, inverse_dynamics=wm.inverse)(problem)
+    unit = SimpleNamespace(q_mean=np.zeros(wm.num_joints), q_std=np.ones(wm.num_joints),
+                           action_mean=np.zeros(wm.action_dim), action_std=np.ones(wm.action_dim))
+    inv = NormalizedInverseDynamics(wm.inverse, unit, step_gain=2.0)   # the model set's gain
+    r = make_grounder('inverse_dynamics', wm, inverse_dynamics=inv)(problem)
     # the first step sees the same frames and joints: exactly twice the exact inverse, clipped
     want = np.clip(2.0 * actions.numpy()[0], b.action_min, b.action_max)
     np.testing.assert_allclose(r.actions[0], want, atol=1e-4)
     assert np.all(r.actions >= b.action_min - 1e-6) and np.all(r.actions <= b.action_max + 1e-6)
-    warm = make_grounder('gvp_wm', wm, cfg, inverse_dynamics=wm.inverse)(problem)
+    warm = make_grounder('gvp_wm', wm, inverse_dynamics=inv)(problem)
     assert warm.iterations > 1      # its cold start is off the exact inverse now
-    with pytest.raises(ConfigValueError, match='inverse_dynamics_gain'):
-        GrounderConfig(inverse_dynamics_gain=0.0)
+    with pytest.raises(ConfigValueError, match='step_gain'):
+        InverseDynamicsConfig(step_gain=0.0)
 
 
 def test_actions_only_and_collocation(wm):

@@ -130,10 +130,6 @@ class GrounderConfig:
     # GVP-WM's cold start (no warm start): actions from the inverse dynamics model on the plan,
     # when make_grounder is given one (the latents still start on the plan)
     init_from_inverse_dynamics: bool = True
-    # Inverse dynamics' steps (its grounding, gvp_wm's cold start) are scaled by this, on top
-    # of the model set's calibrated `inverse_dynamics.step_gain`: a knob for `vidplan eval`
-    # sweeps (`--grounding-config`) without editing a model set.
-    inverse_dynamics_gain: float = 1.0
     gvp_wm: GroundingConfig = field(default_factory=GroundingConfig)  # also 'collocation'
     mpc_cem: CemConfig = field(default_factory=CemConfig)
     mpc_gd: GdConfig = field(default_factory=GdConfig)
@@ -142,7 +138,6 @@ class GrounderConfig:
 
     def __post_init__(self) -> None:
         require_one_of(self, 'method', METHODS)
-        require_positive(self, 'inverse_dynamics_gain')
 
 
 @dataclass(frozen=True)
@@ -173,14 +168,11 @@ def make_grounder(method: str, world_model: WorldModel, cfg: GrounderConfig | No
         raise VidplanError("'wav' needs the video planner (planner=...) to resample its noise")
     wm = world_model
 
-    def inverse(p: GroundingProblem) -> GroundingResult:
-        return _inverse_dynamics(p, wm, inverse_dynamics, cfg.inverse_dynamics_gain)
-
     def gvp_wm(p: GroundingProblem, w: WarmStart | None) -> GroundingResult:
         t0 = time.perf_counter()
         w = w or p.warm_start
         if w is None and inverse_dynamics is not None and cfg.init_from_inverse_dynamics:
-            w = shift_warm_start(inverse(p), 0)
+            w = shift_warm_start(_inverse_dynamics(p, wm, inverse_dynamics), 0)
         r = ground(p, wm, cfg.gvp_wm, w)
         return replace(r, compute_time_s=time.perf_counter() - t0)
 
@@ -188,7 +180,7 @@ def make_grounder(method: str, world_model: WorldModel, cfg: GrounderConfig | No
         'gvp_wm': gvp_wm,
         'collocation': lambda p, w: ground(p, wm, collocation_config(cfg.gvp_wm), w,
                                            method='collocation'),
-        'inverse_dynamics': lambda p, w: inverse(p),
+        'inverse_dynamics': lambda p, w: _inverse_dynamics(p, wm, inverse_dynamics),
         'mpc_cem': lambda p, w: _cem(p, wm, cfg.mpc_cem, w),
         'mpc_gd': lambda p, w: _gd(p, wm, cfg.mpc_gd, w),
         'actions_only': lambda p, w: _actions_only(p, wm, cfg.actions_only, w),
@@ -219,7 +211,7 @@ def _initial_actions(pt: ProblemTensors, warm: WarmStart | None, H: int) -> torc
 
 
 def _plan_actions(wm: WorldModel, inv: InverseDynamics, pt: ProblemTensors,
-                  plans: torch.Tensor, gain: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+                  plans: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Inverse dynamics on consecutive frames of ``plans (B, H, D)``.
 
     Returns projected ``actions (B, H, A)`` and joints ``q (B, H+1, n)`` predicted along the
@@ -232,7 +224,7 @@ def _plan_actions(wm: WorldModel, inv: InverseDynamics, pt: ProblemTensors,
     for t in range(H):
         a = inv(frames[:, t].reshape(B, *pt.latent_shape),
                 frames[:, t + 1].reshape(B, *pt.latent_shape), q)
-        a = project_actions(gain * a, q, pt)
+        a = project_actions(a, q, pt)
         _, q = step_flat(wm, frames[:, t], q, a, pt.latent_shape)
         acts.append(a)
         qs.append(q)
@@ -241,11 +233,11 @@ def _plan_actions(wm: WorldModel, inv: InverseDynamics, pt: ProblemTensors,
 
 @torch.no_grad()
 def _inverse_dynamics(problem: GroundingProblem, wm: WorldModel,
-                      inv: InverseDynamics | None, gain: float = 1.0) -> GroundingResult:
+                      inv: InverseDynamics | None) -> GroundingResult:
     t0 = time.perf_counter()
     assert inv is not None
     pt = to_tensors(problem, model_device(wm))
-    acts, q = _plan_actions(wm, inv, pt, pt.plan[None], gain)
+    acts, q = _plan_actions(wm, inv, pt, pt.plan[None])
     latents = torch.cat([pt.z0[None], pt.plan])
     return make_result('inverse_dynamics', wm, pt, acts[0], latents, q[0], t0, iterations=1)
 

@@ -428,8 +428,11 @@ class NormalizedInverseDynamics:
     def __call__(self, z_t: torch.Tensor, z_next: torch.Tensor,
                  q_t: torch.Tensor) -> torch.Tensor:
         m = self.norm
-        a_n = self.module(z_t, z_next, (q_t - m.q_mean) / m.q_std)
+        a_n = self._net(z_t, z_next, (q_t - m.q_mean) / m.q_std)
         return self.step_gain * (a_n * m.a_std + m.a_mean)
+
+    def _net(self, z_t: torch.Tensor, z_next: torch.Tensor, q_n: torch.Tensor) -> torch.Tensor:
+        return self.module(z_t, z_next, q_n)
 
 
 def adapt_model_set(model_set: object) -> tuple[NormalizedWorldModel, NormalizedPlanner,

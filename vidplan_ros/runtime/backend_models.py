@@ -123,9 +123,6 @@ class BackendInverseDynamics(NormalizedInverseDynamics):
         super().__init__(module, norm, step_gain)
         self.backend = backend
 
-    def __call__(self, z_t: torch.Tensor, z_next: torch.Tensor,
-                 q_t: torch.Tensor) -> torch.Tensor:
-        m = self.norm
-        (an,) = self.backend.run('inverse_dynamics', z=_np(z_t), z_next=_np(z_next),
-                                 q=_np((q_t - m.q_mean) / m.q_std))
-        return self.step_gain * (_t(an, z_t) * m.a_std + m.a_mean)
+    def _net(self, z_t: torch.Tensor, z_next: torch.Tensor, q_n: torch.Tensor) -> torch.Tensor:
+        (an,) = self.backend.run('inverse_dynamics', z=_np(z_t), z_next=_np(z_next), q=_np(q_n))
+        return _t(an, z_t)
