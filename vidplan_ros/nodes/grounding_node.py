@@ -117,6 +117,8 @@ class GroundingNode:
         # callback starves the subscriptions (one message each per wait), their queues back up
         # and every plan came out ~1 s old (`vidplan launch sim --task push`: age p50 1.07 s,
         # the executor rejecting them as stale). Meanwhile the matcher keeps the newest set.
+        # Publishing from the worker is safe: rclpy/publisher.py publishes under the handle's
+        # context (rcl_publish is thread-safe); close() joins the worker before shutdown.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='vidplan_grounding')
         self._job: Future[None] | None = None
         n.create_timer(1.0 / cfg.poll_rate_hz, self._work)
