@@ -72,6 +72,8 @@ DELEGATES: dict[str, tuple[str, str]] = {
                'an output bag and a score report'),
     'eval': ('vidplan_ros.eval.evaluate',
              'closed-loop success of grounding methods under video-plan corruptions'),
+    'scaling': ('vidplan_ros.eval.scaling', 'a data-scaling curve (table + plot) from '
+                '`vidplan eval` runs of model sets trained on different numbers of episodes'),
 }
 
 

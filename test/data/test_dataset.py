@@ -16,15 +16,19 @@ from vidplan_ros.transport.dds_msgs import dds_type
 
 NAMES = load_robot_spec('franka_fr3').joint_names
 CMD = '/fr3_arm_controller/joint_trajectory'
+LABEL = '/vidplan/expert_trajectory'
 
 
 def q_at(t: float) -> np.ndarray:
     return np.linspace(0.1, 0.7, 7) * t
 
 
-def write_episode(path: Path, frames: int = 12, skip: tuple[str, ...] = ()) -> None:
+def write_episode(path: Path, frames: int = 12, skip: tuple[str, ...] = (),
+                  label_offset: dict[int, float] | None = None) -> None:
     """A 10 Hz episode: q(t) linear in t, images whose pixel value encodes the frame index,
-    commands targeting q(t + dt) exactly; no command on the last frame."""
+    commands targeting q(t + dt) exactly; no command on the last frame. With `label_offset`
+    (frame -> rad) the expert's own chunk is recorded too, off the executed one by that much
+    on joint 3 at those frames."""
     with BagWriter(path) as bag:
         for k in range(frames):
             t_ns = k * 100_000_000
@@ -42,6 +46,10 @@ def write_episode(path: Path, frames: int = 12, skip: tuple[str, ...] = ()) -> N
                 times = np.array([0.1, 0.2, 0.3])
                 msgs[CMD] = cv.joint_trajectory_msg(
                     dds_type, t_ns, NAMES, times, np.stack([q_at(t + s) for s in times]))
+                if label_offset is not None:
+                    label = np.stack([q_at(t + s) for s in times])
+                    label[:, 3] -= label_offset.get(k, 0.0)
+                    msgs[LABEL] = cv.joint_trajectory_msg(dds_type, t_ns, NAMES, times, label)
             for topic, msg in msgs.items():
                 if topic not in skip:
                     bag.write(topic, t_ns, msg)
@@ -73,6 +81,22 @@ def test_alignment_actions_and_report(bags, tmp_path):
     assert ds.has_action[seq1].tolist() == [True] * 5 + [False]
     assert (ds.action[seq1][-1] == 0).all()
     assert ds.report.frames == len(ds.q) == int(ds.seq_start[-1])
+    assert (ds.perturbation == 0).all()       # no expert chunk recorded: unperturbed
+
+
+def test_perturbation_is_the_executed_commands_distance_from_the_experts(tmp_path):
+    write_episode(tmp_path / 'bags' / 'ep_0', frames=12, label_offset={4: 0.25, 7: 0.1})
+    ds = build_dataset(DatasetConfig(data_dir=str(tmp_path / 'bags'),
+                                     cache_dir=str(tmp_path / 'c')))
+    assert ds.report.topics[-1] == CMD        # the expert's chunk is optional
+    np.testing.assert_allclose(ds.perturbation[ds.sequence(0)], [0, 0, 0.25, 0, 0, 0],
+                               atol=1e-6)     # frames 0, 2, 4, ...
+    np.testing.assert_allclose(ds.perturbation[ds.sequence(1)], [0, 0, 0, 0.1, 0, 0],
+                               atol=1e-6)     # frames 1, 3, 5, 7, ...
+    again = build_dataset(DatasetConfig(data_dir=str(tmp_path / 'bags'),
+                                        cache_dir=str(tmp_path / 'c')))
+    assert again.report.cache_hit
+    np.testing.assert_array_equal(again.perturbation, ds.perturbation)
 
 
 def test_cache_hit_and_split(bags, tmp_path):

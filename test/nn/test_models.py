@@ -1,6 +1,7 @@
 """Models: shapes, learning on a tiny config, determinism, checkpoints, a tiny end-to-end train."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -126,7 +127,11 @@ def test_checkpoint_round_trip(tmp_path):
     assert torch.equal(torch.rand(3, generator=g), torch.rand(3, generator=g2))
 
 
-def write_bags(root, episodes: int = 3, frames: int = 14) -> None:
+def write_bags(root, episodes: int = 3, frames: int = 14, detour: tuple[int, ...] = ()
+               ) -> None:
+    """Episodes moving at a constant random joint velocity; with `detour`, the expert's own
+    chunk is recorded too (/vidplan/expert_trajectory), 0.3 rad off the executed one at those
+    frames."""
     rng = np.random.default_rng(0)
     for e in range(episodes):
         slope = rng.uniform(-0.5, 0.5, 7)
@@ -142,8 +147,11 @@ def write_bags(root, episodes: int = 3, frames: int = 14) -> None:
                 bag.write('/joint_states', t_ns, cv.joint_state_msg(dds_type, t_ns, NAMES, q))
                 if k < frames - 1:
                     ts = np.array([0.1, 0.2, 0.3])
-                    bag.write(CMD, t_ns, cv.joint_trajectory_msg(
-                        dds_type, t_ns, NAMES, ts, np.stack([slope * (t + s) for s in ts])))
+                    pos = np.stack([slope * (t + s) for s in ts])
+                    bag.write(CMD, t_ns, cv.joint_trajectory_msg(dds_type, t_ns, NAMES, ts, pos))
+                    if detour:
+                        bag.write('/vidplan/expert_trajectory', t_ns, cv.joint_trajectory_msg(
+                            dds_type, t_ns, NAMES, ts, pos - 0.3 * (k in detour)))
 
 
 def weights(path) -> dict:
@@ -228,6 +236,42 @@ def test_only_planner_retrains_the_planner_and_keeps_the_rest(tmp_path):
     np.testing.assert_allclose(got['planner_cosine'], want['planner_cosine'], atol=1e-4)
     assert got['inverse_dynamics_rmse_rad'] == pytest.approx(
         want['inverse_dynamics_rmse_rad'], abs=1e-6)
+
+
+def test_only_planner_on_more_data_holds_the_same_episodes_out(tmp_path):
+    """A data-scaling point: the planner retrains on a larger set of episodes; the model set's
+    held-out episodes stay held out (by name), the rest train, the held-out flow curve is
+    kept; data without any of them is refused."""
+    write_bags(tmp_path / 'bags')
+    cfg = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'))
+    train(cfg, tmp_path / 'm', tmp_path / 'w', progress=False, log=lambda s: None)
+    held = json.loads((tmp_path / 'm' / 'config.json').read_text())['dataset'][
+        'heldout_episodes']
+    assert held == ['ep_2']
+    write_bags(tmp_path / 'more', episodes=5)          # ep_0..2 as before, plus ep_3, ep_4
+    cfg2 = tiny(str(tmp_path / 'more'), str(tmp_path / 'cache2'), planner_steps=6,
+                planner_batch=4, eval_every=2, patience=0)
+    info = train_planner(cfg2, tmp_path / 'm', tmp_path / 'w2', progress=False,
+                         log=lambda s: None)
+    pt = info['planner_training']
+    assert (pt['episodes'], pt['train_episodes'], pt['heldout_episodes']) == (5, 4, 1)
+    curve = info['training']['curves']['planner (--only planner)']
+    assert [p['step'] for p in curve['points']] == [2, 4, 6]
+    assert '4 training episodes from' in (tmp_path / 'm' / 'README.md').read_text()
+    assert pt['windows'] == 48 and pt['max_perturbation_rad'] == 0.0   # 4 eps x 2 x 6
+    # the planner leaves out the windows whose commands were pushed off the expert's
+    write_bags(tmp_path / 'detour', episodes=5, detour=(4,))
+    cfg3 = tiny(str(tmp_path / 'detour'), str(tmp_path / 'cache3'), planner_steps=2,
+                planner_batch=4, planner_max_perturbation_rad=0.1)
+    pt = train_planner(cfg3, tmp_path / 'm', tmp_path / 'w4', progress=False,
+                       log=lambda s: None)['planner_training']
+    # frame 4 (10 Hz) is grid frame 2 of the offset-0 sequences: windows starting at 0-2 go
+    assert pt['windows'] == 48 - 4 * 3
+    # the held-out episode missing from the data: a clear error, nothing rewritten
+    shutil.rmtree(tmp_path / 'more' / 'ep_2')
+    with pytest.raises(ValueError, match=r'held-out episodes .*\(ep_2'):
+        train_planner(cfg2, tmp_path / 'm', tmp_path / 'w3', progress=False,
+                      log=lambda s: None)
 
 
 class _Encode(torch.nn.Module):

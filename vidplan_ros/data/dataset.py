@@ -11,6 +11,10 @@ joint states and the commanded trajectory chunk by header stamp on a grid of per
     action     (N, n) float32  rad     q_target(t + plan_dt) - q(t), the commanded chunk
                                        interpolated plan_dt after its stamp (0 where no command)
     has_action (N,) bool               False at a sequence's last frame (no command there)
+    perturbation (N,) float32 rad      max over joints of |executed - expert| command target
+                                       plan_dt after the stamp, where the bag records the
+                                       expert's own chunk (`label_topic`, DART collection;
+                                       sim/perturb.py); 0 where it does not
     seq_start  (E + 1,) int64          sequence e is frames seq_start[e]:seq_start[e + 1]
     seq_episode (E,) int64             index into episode_names of each sequence
 
@@ -41,7 +45,7 @@ __all__ = ['Dataset', 'DatasetConfig', 'DatasetError', 'DatasetReport', 'build_d
            'episode_dirs', 'split_sequences']
 
 JOINT_STATES_TOPIC = '/joint_states'
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class DatasetError(VidplanError):
@@ -56,6 +60,8 @@ class DatasetConfig:
     robot: str = 'franka_fr3'             # robot spec name (joint names, order)
     cameras: tuple[str, ...] = ('front', 'wrist')
     command_topic: str = '/fr3_arm_controller/joint_trajectory'
+    # optional: the expert's own chunk beside the executed (perturbed) one
+    label_topic: str = '/vidplan/expert_trajectory'
     plan_dt_s: float = 0.2                # grid period = the planner's frame period
     grid_offsets_s: tuple[float, ...] = (0.0, 0.1)   # one sequence per offset
     align_tolerance_s: float = 0.02       # max |stamp - grid time| of a matched message
@@ -67,8 +73,9 @@ class DatasetConfig:
     def __post_init__(self) -> None:
         require_positive(self, 'plan_dt_s', 'align_tolerance_s', 'image_size')
         require(len(self.cameras) > 0, 'cameras', self.cameras, 'at least one camera name')
-        require(self.command_topic.startswith('/'), 'command_topic', self.command_topic,
-                'an absolute topic name')
+        for name in ('command_topic', 'label_topic'):
+            require(getattr(self, name).startswith('/'), name, getattr(self, name),
+                    'an absolute topic name')
         require(len(self.grid_offsets_s) > 0
                 and all(0 <= o < self.plan_dt_s for o in self.grid_offsets_s),
                 'grid_offsets_s', self.grid_offsets_s, 'offsets in [0, plan_dt_s)')
@@ -117,6 +124,7 @@ class Dataset:
     q: np.ndarray
     action: np.ndarray
     has_action: np.ndarray
+    perturbation: np.ndarray
     seq_start: np.ndarray
     seq_episode: np.ndarray
     episode_names: list[str]
@@ -176,19 +184,22 @@ def _read_episode(path: Path, cfg: DatasetConfig, names: tuple[str, ...],
                                    f'{sorted(topics)}); record it or fix the dataset config')
             if topics[t].count == 0:
                 raise DatasetError(f'{path}: required topic {t} has no messages')
-        per: dict[str, list[tuple[float, Any]]] = {t: [] for t in cfg.required_topics()}
-        for topic, _, _, msg in bag.messages(cfg.required_topics()):
+        wanted = cfg.required_topics() + ([cfg.label_topic] if topics.get(cfg.label_topic)
+                                          and topics[cfg.label_topic].count else [])
+        per: dict[str, list[tuple[float, Any]]] = {t: [] for t in wanted}
+        for topic, _, _, msg in bag.messages(wanted):
             per[topic].append((cv.time_to_ns(msg.header.stamp) * 1e-9, msg))
     stamps = {t: np.array([s for s, _ in v]) for t, v in per.items()}
-    t_end = min(stamps[t].max() for t in cfg.required_topics() if t != cfg.command_topic)
+    optional = (cfg.command_topic, cfg.label_topic)
+    t_end = min(stamps[t].max() for t in cfg.required_topics() if t not in optional)
     tol = cfg.align_tolerance_s
     out = []
     for offset in cfg.grid_offsets_s:
-        imgs, qs, acts, has = [], [], [], []
+        imgs, qs, acts, has, pert = [], [], [], [], []
         t = float(stamps[JOINT_STATES_TOPIC].min()) + offset
         while t <= t_end + tol:
             idx = {tp: _nearest(stamps[tp], t, tol) for tp in per}
-            if any(idx[tp] < 0 for tp in per if tp != cfg.command_topic):
+            if any(idx[tp] < 0 for tp in per if tp not in optional):
                 break
             frame = []
             for cam in cfg.cameras:
@@ -200,23 +211,34 @@ def _read_episode(path: Path, cfg: DatasetConfig, names: tuple[str, ...],
             q, _ = cv.joint_state_arrays(per[JOINT_STATES_TOPIC][idx[JOINT_STATES_TOPIC]][1],
                                          names)
             a = np.zeros(len(names))
+            dev = 0.0
             if idx[cfg.command_topic] >= 0:
-                times, pos, _ = cv.joint_trajectory_arrays(
-                    per[cfg.command_topic][idx[cfg.command_topic]][1], names)
-                tt = np.concatenate([[0.0], times])
-                pp = np.concatenate([q[None], pos], axis=0)
-                target = np.array([np.interp(cfg.plan_dt_s, tt, pp[:, j])
-                                   for j in range(len(names))])
+                target = _target(per[cfg.command_topic][idx[cfg.command_topic]][1], q, names,
+                                 cfg.plan_dt_s)
                 a = target - q
+                if idx.get(cfg.label_topic, -1) >= 0:
+                    label = _target(per[cfg.label_topic][idx[cfg.label_topic]][1], q, names,
+                                    cfg.plan_dt_s)
+                    dev = float(np.abs(target - label).max())
             imgs.append(np.stack(frame))
             qs.append(q)
             acts.append(a)
+            pert.append(dev)
             has.append(idx[cfg.command_topic] >= 0)
             t += cfg.plan_dt_s
         if len(qs) >= 2:
             out.append({'images': np.stack(imgs), 'q': np.array(qs, np.float32),
-                        'action': np.array(acts, np.float32), 'has_action': np.array(has)})
+                        'action': np.array(acts, np.float32), 'has_action': np.array(has),
+                        'perturbation': np.array(pert, np.float32)})
     return out
+
+
+def _target(msg: Any, q: np.ndarray, names: tuple[str, ...], dt_s: float) -> np.ndarray:
+    """(n,) rad: trajectory chunk `msg` interpolated `dt_s` after its stamp, from `q`."""
+    times, pos, _ = cv.joint_trajectory_arrays(msg, names)
+    tt = np.concatenate([[0.0], times])
+    pp = np.concatenate([q[None], pos], axis=0)
+    return np.array([np.interp(dt_s, tt, pp[:, j]) for j in range(len(names))])
 
 
 def build_dataset(cfg: DatasetConfig, use_cache: bool = True, progress: bool = False
@@ -265,6 +287,7 @@ def build_dataset(cfg: DatasetConfig, use_cache: bool = True, progress: bool = F
                  q=np.concatenate([s['q'] for s in seqs]),
                  action=np.concatenate([s['action'] for s in seqs]),
                  has_action=np.concatenate([s['has_action'] for s in seqs]),
+                 perturbation=np.concatenate([s['perturbation'] for s in seqs]),
                  seq_start=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
                  seq_episode=np.array(seq_episode, np.int64), episode_names=episode_names,
                  report=report)
@@ -272,7 +295,7 @@ def build_dataset(cfg: DatasetConfig, use_cache: bool = True, progress: bool = F
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix('.tmp.npz')
         np.savez(tmp, images=ds.images, q=ds.q, action=ds.action, has_action=ds.has_action,
-                 seq_start=ds.seq_start, seq_episode=ds.seq_episode,
+                 perturbation=ds.perturbation, seq_start=ds.seq_start, seq_episode=ds.seq_episode,
                  episode_names=np.array(episode_names), report=json.dumps(asdict(report)))
         tmp.replace(cache)
     return ds
@@ -291,7 +314,8 @@ def _load_cache(path: Path) -> Dataset:
     report = DatasetReport(**json.loads(str(z['report'])))
     report.cache_hit = True
     return Dataset(images=z['images'], q=z['q'], action=z['action'], has_action=z['has_action'],
-                   seq_start=z['seq_start'], seq_episode=z['seq_episode'],
+                   perturbation=z['perturbation'], seq_start=z['seq_start'],
+                   seq_episode=z['seq_episode'],
                    episode_names=[str(n) for n in z['episode_names']], report=report)
 
 

@@ -6,6 +6,7 @@ rad (a_t for t = 0..H-1). Metrics:
     recon_psnr_db                  autoencoder reconstruction PSNR over every frame
     planner_cosine[k]              cosine(planned z_{t+k}, encoded true z_{t+k}), k = 1..H, in
                                    the normalised latent space, noise from `seed`
+                                   scaled by planner.noise_scale (as deployed)
     planner_cosine_copy[k]         the same for the trivial plan z_{t+k} = z_t (baseline)
     world_model_cosine[k], _mse[k] k-step open-loop rollout with the true actions vs the
                                    encoded true latents
@@ -56,6 +57,7 @@ def evaluate_windows(ms: Any, images: np.ndarray, q: np.ndarray, action: np.ndar
     an = ms.normalize_action(torch.as_tensor(action, dtype=torch.float32))
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randn((w, horizon, *z_all.shape[2:]), generator=gen)
+    noise = noise * ms.cfg.planner.noise_scale            # as the pipeline samples
     plan = ms.planner(z_all[:, 0], qn[:, 0], noise)
     true = z_all[:, 1:]
     z_roll, q_roll = ms.world_model.rollout(z_all[:, 0], qn[:, 0], an)
@@ -166,8 +168,11 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
         f'torch {t["torch"]}',
         f'- autoencoder loss (first/last 50 steps) {t["autoencoder_loss_first_last"]}; '
         f'flow / world-model / inverse-dynamics loss {t["dynamics_loss_first_last"]}',
-        *([f'- planner retrained alone (`--only planner`) on the frozen latents: '
-           f'{pt["steps"]} steps, batch {pt["batch"]}, lr {pt["lr"]:g}, flow loss (first/last '
+        *(['- planner retrained alone (`--only planner`) on the frozen latents'
+           + (f' of {pt["train_episodes"]} training episodes from `{pt["data_dir"]}` '
+              f'({pt["heldout_episodes"]} of the held-out episodes above held out; best '
+              f'held-out flow loss at step {pt["best_step"]})' if 'data_dir' in pt else '')
+           + f': {pt["steps"]} steps, batch {pt["batch"]}, lr {pt["lr"]:g}, flow loss (first/last '
            f'50 steps) {pt["flow_loss_first_last"]}, wall time {pt["wall_s"]:.0f} s on '
            f'{pt["device"]} ({pt["threads"]} threads); the autoencoder, world model and '
            'inverse dynamics above are unchanged'] if pt else []), '',

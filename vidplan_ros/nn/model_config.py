@@ -40,9 +40,14 @@ class PlannerConfig:
     layers: int = 3
     heads: int = 4
     sample_steps: int = 8         # K Euler steps
+    # Sampling temperature: the flow starts from noise x this. 1 draws from the learned
+    # distribution; 0 integrates the flow from x0 = 0, a single plan near the conditional mean
+    # (a closed-loop calibration, like inverse_dynamics.step_gain: see the model card).
+    noise_scale: float = 1.0
 
     def __post_init__(self) -> None:
         require_positive(self, 'horizon', 'd_model', 'layers', 'heads', 'sample_steps')
+        require(self.noise_scale >= 0.0, 'noise_scale', self.noise_scale, '>= 0')
         require(self.d_model % self.heads == 0, 'd_model', self.d_model,
                 'a multiple of heads')
 
@@ -83,6 +88,11 @@ class TrainConfig:
     planner_steps: int = 0        # `--only planner` retraining: steps (0: dyn_steps),
     planner_batch: int = 0        # batch (0: dyn_batch)
     planner_lr: float = 0.0       # and peak learning rate (0: dyn_lr)
+    # `--only planner`: train the planner only on windows whose executed commands stay within
+    # this of the expert's own (rad, the dataset's `perturbation`), so it imagines the expert
+    # recovering rather than the injected detours; the world model and inverse dynamics learn
+    # from every window. 0: every window.
+    planner_max_perturbation_rad: float = 0.0
     wm_rollout: int = 3           # world-model training: k-step open-loop loss
     checkpoint_every: int = 500
     threads: int = 2
@@ -99,6 +109,8 @@ class TrainConfig:
         require(min(self.planner_steps, self.planner_batch, self.planner_lr) >= 0,
                 'planner_steps', (self.planner_steps, self.planner_batch, self.planner_lr),
                 'values >= 0 (0: the dyn_ value)')
+        require(self.planner_max_perturbation_rad >= 0, 'planner_max_perturbation_rad',
+                self.planner_max_perturbation_rad, 'an angle >= 0 rad (0: every window)')
         require(self.ae_steps >= 0 and self.dyn_steps >= 0, 'ae_steps',
                 (self.ae_steps, self.dyn_steps), 'step counts >= 0')
         require_positive(self, 'ae_batch', 'ae_lr', 'dyn_batch', 'dyn_lr', 'wm_rollout',

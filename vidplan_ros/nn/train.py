@@ -363,10 +363,14 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
                   log: Any = print, stop_after: int | None = None) -> dict[str, Any]:
     """Retrain only the planner of the model set in `out` (`--only planner`).
 
-    The autoencoder (and its latent normalisation), world model, inverse dynamics, norm stats
-    and the seeded held-out split stay; the planner is trained from scratch for
-    `train.planner_steps` steps on the training windows' latents, the held-out metrics are
-    recomputed and config.json / README.md / planner.pt rewritten. Resumable like `train`.
+    The autoencoder (and its latent normalisation), world model, inverse dynamics and norm
+    stats stay. The data may be another set of episodes (a data-scaling point, more data):
+    the model set's held-out episodes present in it are held out again, by name, and every
+    other episode trains. The planner is trained from scratch for up to
+    `train.planner_steps` steps on the training windows' latents, stopping early when the
+    held-out flow loss has not improved for `train.patience` evaluations and keeping its best
+    weights; the held-out metrics are recomputed and config.json / README.md / planner.pt
+    rewritten. Resumable like `train`.
     """
     tc = cfg.train
     steps_total = tc.planner_steps or tc.dyn_steps
@@ -379,10 +383,7 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
     old = _load_except_planner(cfg, out)
     ds = build_dataset(cfg.data, progress=progress)
     log(ds.report.summary())
-    train_seqs, held_seqs = split_sequences(ds, tc.heldout_fraction, tc.seed)
-    held_names = sorted(ds.episode_names[i] for i in set(ds.seq_episode[held_seqs].tolist()))
-    if held_names != old.info['dataset']['heldout_episodes']:
-        raise ValueError(f'held-out split differs from {out}/config.json')
+    train_seqs, held_seqs = _split_like(ds, old.info['dataset']['heldout_episodes'], out)
     planner = build_models(cfg)['planner'].to(device)
     ae = old.autoencoder.to(device)
     with torch.no_grad():
@@ -390,7 +391,8 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
                                      .to(device)).cpu() for i in range(0, len(ds.q), 256)])
     q_all = old.normalize_q(torch.as_tensor(ds.q, dtype=torch.float32))
     horizon = cfg.planner.horizon
-    win = torch.as_tensor(_windows(ds, train_seqs, horizon, full=False))
+    win = torch.as_tensor(_unperturbed(ds, _windows(ds, train_seqs, horizon, full=False),
+                                       tc.planner_max_perturbation_rad, log))
     held = torch.as_tensor(_windows(ds, held_seqs, horizon, full=True))
     opt = torch.optim.AdamW(planner.parameters(), lr=lr, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(tc.seed + 2000)
@@ -412,12 +414,26 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
                                     'gen': gen.get_state(), 'step': step,
                                     'elapsed_s': elapsed + time.time() - t_start})
 
+    track = HeldoutTracker('planner (--only planner)', planner, tc.patience)
+    h_gen = torch.Generator().manual_seed(tc.seed + 7)
+    h_rows = held[torch.randperm(len(held), generator=h_gen)[:512]]
+    h_noise = torch.randn(z_all[h_rows][:, 1:].shape, generator=h_gen)
+    h_tau = torch.rand(len(h_rows), generator=h_gen)
+
+    def held_flow() -> float:
+        planner.eval()
+        with torch.no_grad():
+            v = planner.loss(z_all[h_rows[:, 0]].to(device), q_all[h_rows[:, 0]].to(device),
+                             z_all[h_rows[:, 1:]].to(device), h_noise.to(device),
+                             h_tau.to(device))
+        planner.train()
+        return float(v)
+
     def held_cos() -> tuple[float, float, float]:
         planner.eval()
         with torch.no_grad():
-            z0, fut = z_all[held[:, 0]].to(device), z_all[held[:, 1:]].to(device)
-            noise = torch.randn(fut.shape, generator=torch.Generator().manual_seed(tc.seed))
-            plan = planner(z0, q_all[held[:, 0]].to(device), noise.to(device))
+            z0, fut = z_all[h_rows[:, 0]].to(device), z_all[h_rows[:, 1:]].to(device)
+            plan = planner(z0, q_all[h_rows[:, 0]].to(device), h_noise.to(device))
             cos = torch.nn.functional.cosine_similarity(plan.flatten(2), fut.flatten(2), -1)
             copy = torch.nn.functional.cosine_similarity(
                 z0[:, None].expand_as(fut).flatten(2), fut.flatten(2), -1)
@@ -426,7 +442,7 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
 
     losses: list[float] = []
     with _bar(steps_total, step, 'planner', progress) as bar:
-        while step < steps_total:
+        while step < steps_total and not track.should_stop:
             if stop_after is not None and step - step0 >= stop_after:
                 save()
                 return {}
@@ -446,9 +462,13 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
             bar.set_postfix(fm=f'{loss.item():.4f}')
             if step % tc.checkpoint_every == 0:
                 save()
+            if step % tc.eval_every == 0 or step == steps_total:
+                flow = held_flow()
+                track.add(step, float(np.mean(losses[-tc.eval_every:])), {'total': flow})
                 c1, ch, cc = held_cos()
-                log(f'step {step}: flow loss {np.mean(losses[-50:]):.4f}, held-out planner '
-                    f'cos@1 {c1:.3f} cos@H {ch:.3f} (copy@H {cc:.3f})')
+                log(f'step {step}: flow loss {np.mean(losses[-50:]):.4f}, held-out flow '
+                    f'{flow:.4f}, planner cos@1 {c1:.3f} cos@H {ch:.3f} (copy@H {cc:.3f})')
+    track.restore_best()
     save()
     wall = elapsed + time.time() - t_start
     planner.cpu().eval()
@@ -471,12 +491,50 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
         'steps': step, 'batch': bsz, 'lr': lr, 'wall_s': round(wall, 1),
         'threads': tc.threads, 'device': str(device), 'torch': torch.__version__,
         'params': sum(p.numel() for p in planner.parameters()),
-        'flow_loss_first_last': _ends(losses)}
+        'flow_loss_first_last': _ends(losses), 'best_step': track.best_step,
+        'data_dir': str(cfg.data.data_dir), 'episodes': len(ds.episode_names),
+        'train_episodes': int(len(set(ds.seq_episode[train_seqs].tolist()))),
+        'heldout_episodes': int(len(set(ds.seq_episode[held_seqs].tolist()))),
+        'windows': int(len(win)), 'max_perturbation_rad': tc.planner_max_perturbation_rad}
+    info['training'] = {**info['training'], 'curves': {
+        **{k: v for k, v in info['training'].get('curves', {}).items() if k != track.name},
+        track.name: track.summary()}}
     info['metrics_heldout'] = metrics
     info['metrics_heldout_npz'] = small
     save_model_set(out, cfg, ms.modules(), old.norm, info)
+    plot_curves(info['training']['curves'], out / 'loss_curves.png')
     write_model_card(out, cfg, info)
     return info
+
+
+def _unperturbed(ds: Dataset, win: np.ndarray, max_rad: float, log: Any) -> np.ndarray:
+    """The windows (W, H + 1) whose commands up to the last frame stayed within `max_rad` of
+    the expert's (all of them when `max_rad` is 0)."""
+    if max_rad <= 0:
+        return win
+    keep = ds.perturbation[win[:, :-1]].max(axis=1) <= max_rad
+    if not keep.any():
+        raise ValueError(f'no training window has its commands within planner_max_perturbation'
+                         f"_rad = {max_rad} rad of the expert's; raise it (0 keeps all)")
+    log(f'planner windows: {int(keep.sum())} of {len(win)} within {max_rad} rad of the '
+        "expert's commands")
+    return win[keep]
+
+
+def _split_like(ds: Dataset, heldout_names: list[str], out: Path
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) sequences: held out = the episodes named in `heldout_names` (the
+    model set's, which its autoencoder never trained on); every other episode trains."""
+    names = set(heldout_names)
+    held_eps = np.array([n in names for n in ds.episode_names], bool)
+    if not held_eps.any():
+        raise ValueError(f'none of the held-out episodes of {out}/config.json '
+                         f'({", ".join(sorted(names)[:4])}, ...) is in {ds.report.data_dir}; '
+                         'planner retraining holds them out again, so the data must include '
+                         'some of them')
+    held = held_eps[ds.seq_episode]
+    seqs = np.arange(ds.num_sequences)
+    return seqs[~held], seqs[held]
 
 
 def _set_lr(opt: torch.optim.Optimizer, base: float, step: int, total: int) -> None:

@@ -206,9 +206,11 @@ class Pipeline:
         return (np.clip(img.transpose(0, 1, 3, 4, 2), 0, 1) * 255 + 0.5).astype(np.uint8)
 
     def noise(self, index: int) -> np.ndarray:
-        """The planner noise ``(H, V, C, h, w)`` of replan ``index`` (deterministic)."""
+        """The planner noise ``(H, V, C, h, w)`` of replan ``index`` (deterministic), scaled
+        by the model set's ``planner.noise_scale``."""
         g = torch.Generator().manual_seed(self.cfg.noise_seed + int(index))
-        return torch.randn((self.horizon, *self.latent_shape), generator=g).numpy()
+        noise = torch.randn((self.horizon, *self.latent_shape), generator=g)
+        return (noise * self.models.cfg.planner.noise_scale).numpy()
 
     @torch.no_grad()
     def imagine(self, z0: np.ndarray, q0_rad: np.ndarray,
