@@ -135,8 +135,9 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
         '## Command', '', '```',
         f'vidplan train --config config/models/{cfg.name}.yaml --data {d["data_dir"]} '
         f'--out models/{cfg.name}', *([
-            f'vidplan train --config config/models/{cfg.name}.yaml --data {d["data_dir"]} '
-            f'--out models/{cfg.name} --only planner   # then: retrain only the planner']
+            f'vidplan train --config config/models/{cfg.name}.yaml --data '
+            f'{pt.get("data_dir", d["data_dir"])} --out models/{cfg.name} --only planner'
+            '   # then: retrain only the planner']
             if pt else []), '```', '',
         '## Model', '',
         f'- robot `{cfg.data.robot}`, {cfg.views} views {list(cfg.data.cameras)} '
