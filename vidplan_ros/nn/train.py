@@ -235,10 +235,7 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
     dyn_track = HeldoutTracker('planner+wm+id', dyn, tc.patience)
     held_win = torch.as_tensor(_windows(ds, held_seqs, horizon, full=False)) \
         if len(held_seqs) else win
-    held_gen = torch.Generator().manual_seed(tc.seed + 7)
-    eval_rows = held_win[torch.randperm(len(held_win), generator=held_gen)[:256]]
-    held_noise = torch.randn(z_all[eval_rows][:, 1:].shape, generator=held_gen)
-    held_tau = torch.rand(len(eval_rows), generator=held_gen)
+    eval_rows, held_noise, held_tau = _heldout_draw(z_all, held_win, 256, tc.seed + 7)
 
     def dyn_eval() -> None:
         dyn.eval()
@@ -415,10 +412,7 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
                                     'elapsed_s': elapsed + time.time() - t_start})
 
     track = HeldoutTracker('planner (--only planner)', planner, tc.patience)
-    h_gen = torch.Generator().manual_seed(tc.seed + 7)
-    h_rows = held[torch.randperm(len(held), generator=h_gen)[:512]]
-    h_noise = torch.randn(z_all[h_rows][:, 1:].shape, generator=h_gen)
-    h_tau = torch.rand(len(h_rows), generator=h_gen)
+    h_rows, h_noise, h_tau = _heldout_draw(z_all, held, 512, tc.seed + 7)
 
     def held_flow() -> float:
         planner.eval()
@@ -505,6 +499,16 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
     plot_curves(info['training']['curves'], out / 'loss_curves.png')
     write_model_card(out, cfg, info)
     return info
+
+
+def _heldout_draw(z_all: torch.Tensor, windows: torch.Tensor, n: int, seed: int
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A fixed held-out evaluation batch: up to `n` of `windows` (W, H + 1), their flow noise
+    (like the future latents) and flow times, all from `seed`."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = windows[torch.randperm(len(windows), generator=gen)[:n]]
+    noise = torch.randn(z_all[rows][:, 1:].shape, generator=gen)
+    return rows, noise, torch.rand(len(rows), generator=gen)
 
 
 def _unperturbed(ds: Dataset, win: np.ndarray, max_rad: float, log: Any) -> np.ndarray:
