@@ -89,14 +89,21 @@ def test_every_graph_message_type_crosses_between_rclpy_and_cyclone(echo_child):
                         f'said {seen[-10:]}')
         node.spin_once(0.05)
     node.shutdown()
-    while not lines.empty():
-        seen.append(lines.get())
+
+    def echoed(ros_type: str) -> bool:
+        # the child held real rclpy messages (e.g. module sensor_msgs.msg._image)
+        return any(s.startswith(f'ECHO {ros_type} {ros_type.split("/")[0]}.msg.') for s in seen)
+
+    # the child prints after it publishes, so its lines can trail the echoes: wait for them
+    while not all(echoed(t) for t in GRAPH_TYPES) and time.monotonic() < deadline:
+        try:
+            seen.append(lines.get(timeout=0.5))
+        except queue.Empty:
+            pass
     for ros_type in GRAPH_TYPES:
         for i, (a, b) in enumerate(zip(sent[ros_type], got[ros_type])):
             assert first_difference(a, b) is None, (ros_type, i, first_difference(a, b))
-        # the child held real rclpy messages (e.g. module sensor_msgs.msg._image)
-        pkg = ros_type.split('/')[0]
-        assert any(s.startswith(f'ECHO {ros_type} {pkg}.msg.') for s in seen), seen[-20:]
+        assert echoed(ros_type), seen[-20:]
 
 
 def test_an_rclpy_built_message_reaches_a_cyclone_node_and_back():
