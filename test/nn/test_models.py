@@ -165,7 +165,9 @@ def same(a: dict, b: dict) -> bool:
 
 def test_tiny_training_end_to_end_deterministic_and_resumable(tmp_path):
     write_bags(tmp_path / 'bags')
-    cfg = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'))
+    # held-out evaluations every 2 steps: a resumed run must remember the curve and best
+    # weights from before the stop
+    cfg = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'), eval_every=2, patience=0)
     info = train(cfg, tmp_path / 'a', tmp_path / 'wa', progress=False, log=lambda s: None)
     assert info['training']['autoencoder_steps'] == 6
     for name in ('README.md', 'config.json', 'norm_stats.json', 'heldout.npz'):
@@ -173,11 +175,14 @@ def test_tiny_training_end_to_end_deterministic_and_resumable(tmp_path):
     # same seed -> identical weights; stopped after 4 steps and resumed -> identical too
     train(cfg, tmp_path / 'b', tmp_path / 'wb', progress=False, log=lambda s: None)
     assert same(weights(tmp_path / 'a'), weights(tmp_path / 'b'))
-    assert train(cfg, tmp_path / 'c', tmp_path / 'wc', progress=False, log=lambda s: None,
-                 stop_after=4) == {}
-    assert load_checkpoint(tmp_path / 'wc' / 'checkpoint.pt')['ae_step'] == 4
-    train(cfg, tmp_path / 'c', tmp_path / 'wc', progress=False, log=lambda s: None)
-    assert same(weights(tmp_path / 'a'), weights(tmp_path / 'c'))
+    for stop, stage in ((4, 'ae_step'), (8, 'dyn_step')):
+        out, work = tmp_path / f'c{stop}', tmp_path / f'wc{stop}'
+        assert train(cfg, out, work, progress=False, log=lambda s: None,
+                     stop_after=stop) == {}
+        assert load_checkpoint(work / 'checkpoint.pt')[stage] == stop - 6 * (stop > 6)
+        resumed = train(cfg, out, work, progress=False, log=lambda s: None)
+        assert same(weights(tmp_path / 'a'), weights(out)), stop
+        assert resumed['training']['curves'] == info['training']['curves'], stop
     # the written model set loads and reproduces its own heldout.npz metrics
     ms = load_model_set(tmp_path / 'a')
     z = np.load(tmp_path / 'a' / 'heldout.npz')
@@ -236,6 +241,25 @@ def test_only_planner_retrains_the_planner_and_keeps_the_rest(tmp_path):
     np.testing.assert_allclose(got['planner_cosine'], want['planner_cosine'], atol=1e-4)
     assert got['inverse_dynamics_rmse_rad'] == pytest.approx(
         want['inverse_dynamics_rmse_rad'], abs=1e-6)
+
+
+def test_only_planner_resumes_with_its_curve_and_best_weights(tmp_path):
+    write_bags(tmp_path / 'bags')
+    cfg = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'))
+    train(cfg, tmp_path / 'm', tmp_path / 'w', progress=False, log=lambda s: None)
+    shutil.copytree(tmp_path / 'm', tmp_path / 'r')
+    cfg2 = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'), planner_steps=8,
+                planner_batch=4, eval_every=2, patience=0, checkpoint_every=100)
+    whole = train_planner(cfg2, tmp_path / 'm', tmp_path / 'wp', progress=False,
+                          log=lambda s: None)
+    assert train_planner(cfg2, tmp_path / 'r', tmp_path / 'wr', progress=False,
+                         log=lambda s: None, stop_after=4) == {}
+    resumed = train_planner(cfg2, tmp_path / 'r', tmp_path / 'wr', progress=False,
+                            log=lambda s: None)
+    name = 'planner (--only planner)'
+    assert [p['step'] for p in resumed['training']['curves'][name]['points']] == [2, 4, 6, 8]
+    assert resumed['training']['curves'][name] == whole['training']['curves'][name]
+    assert same(weights(tmp_path / 'm'), weights(tmp_path / 'r'))
 
 
 def test_only_planner_on_more_data_holds_the_same_episodes_out(tmp_path):

@@ -48,6 +48,16 @@ class HeldoutTracker:
         if self._best_state is not None:
             self.module.load_state_dict(self._best_state)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps, so a resumed run still knows its best weights and curve."""
+        return {'points': list(self.points), 'best': self.best, 'best_step': self.best_step,
+                'best_state': self._best_state, 'since_best': self._since_best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.points = list(state['points'])
+        self.best, self.best_step = float(state['best']), int(state['best_step'])
+        self._best_state, self._since_best = state['best_state'], int(state['since_best'])
+
     def summary(self) -> dict[str, Any]:
         return {'points': self.points, 'best_step': self.best_step,
                 'best_heldout': round(self.best, 6) if math.isfinite(self.best) else None}

@@ -150,6 +150,8 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
     ae_opt = torch.optim.AdamW(ae.parameters(), lr=tc.ae_lr, weight_decay=0.0)
     dyn = _DynLoss(models, min(tc.wm_rollout, cfg.planner.horizon)).to(device)
     dyn_opt = torch.optim.AdamW(dyn.parameters(), lr=tc.dyn_lr, weight_decay=1e-4)
+    ae_track = HeldoutTracker('autoencoder', ae, tc.patience)
+    dyn_track = HeldoutTracker('planner+wm+id', dyn, tc.patience)
     ae_step = dyn_step = 0
     elapsed = 0.0
     if ck is not None:
@@ -158,6 +160,9 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
         ae_opt.load_state_dict(ck['ae_opt'])
         dyn_opt.load_state_dict(ck['dyn_opt'])
         gen.set_state(ck['gen'])
+        for t in (ae_track, dyn_track):   # checkpoints before 2026-12 have no trackers
+            if t.name in ck.get('trackers', {}):
+                t.load_state_dict(ck['trackers'][t.name])
         ae_step, dyn_step, elapsed = ck['ae_step'], ck['dyn_step'], ck['elapsed_s']
         log(f'resumed from {ckpt_path}: autoencoder step {ae_step}, dynamics step {dyn_step}')
 
@@ -169,6 +174,7 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
                 'models': {k: m.state_dict() for k, m in models.items()},
                 'ae_opt': ae_opt.state_dict(), 'dyn_opt': dyn_opt.state_dict(),
                 'gen': gen.get_state(), 'ae_step': ae_step, 'dyn_step': dyn_step,
+                'trackers': {t.name: t.state_dict() for t in (ae_track, dyn_track)},
                 'elapsed_s': elapsed + time.time() - t_start})
 
     train_frames = np.concatenate([np.arange(ds.seq_start[e], ds.seq_start[e + 1])
@@ -179,7 +185,6 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
                                   for e in held_seqs]) if len(held_seqs) else train_frames
     held_frames = np.random.default_rng(tc.seed).choice(
         held_frames, size=min(256, len(held_frames)), replace=False)
-    ae_track = HeldoutTracker('autoencoder', ae, tc.patience)
 
     def ae_eval() -> None:
         ae.eval()
@@ -232,7 +237,6 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
         models['planner'].set_residual_scale(*_future_pairs(z_all, win, device))
     dyn_run = _wrap(dyn, world, device)
     dyn_losses: list[list[float]] = []
-    dyn_track = HeldoutTracker('planner+wm+id', dyn, tc.patience)
     held_win = torch.as_tensor(_windows(ds, held_seqs, horizon, full=False)) \
         if len(held_seqs) else win
     eval_rows, held_noise, held_tau = _heldout_draw(z_all, held_win, 256, tc.seed + 7)
@@ -395,11 +399,14 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
     gen = torch.Generator().manual_seed(tc.seed + 2000)
     ckpt_path = work_dir / 'checkpoint_planner.pt'
     ck = load_checkpoint(ckpt_path)
+    track = HeldoutTracker('planner (--only planner)', planner, tc.patience)
     step, elapsed = 0, 0.0
     if ck is not None:
         planner.load_state_dict(ck['planner'])
         opt.load_state_dict(ck['opt'])
         gen.set_state(ck['gen'])
+        if 'tracker' in ck:
+            track.load_state_dict(ck['tracker'])
         step, elapsed = ck['step'], ck['elapsed_s']
         log(f'resumed from {ckpt_path}: planner step {step}')
     else:
@@ -409,9 +416,9 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
     def save() -> None:
         save_checkpoint(ckpt_path, {'planner': planner.state_dict(), 'opt': opt.state_dict(),
                                     'gen': gen.get_state(), 'step': step,
+                                    'tracker': track.state_dict(),
                                     'elapsed_s': elapsed + time.time() - t_start})
 
-    track = HeldoutTracker('planner (--only planner)', planner, tc.patience)
     h_rows, h_noise, h_tau = _heldout_draw(z_all, held, 512, tc.seed + 7)
 
     def held_flow() -> float:
