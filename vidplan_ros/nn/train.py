@@ -434,7 +434,8 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
         planner.eval()
         with torch.no_grad():
             z0, fut = z_all[h_rows[:, 0]].to(device), z_all[h_rows[:, 1:]].to(device)
-            plan = planner(z0, q_all[h_rows[:, 0]].to(device), h_noise.to(device))
+            plan = planner(z0, q_all[h_rows[:, 0]].to(device),   # sampled as deployed
+                           cfg.planner.noise_scale * h_noise.to(device))
             cos = torch.nn.functional.cosine_similarity(plan.flatten(2), fut.flatten(2), -1)
             copy = torch.nn.functional.cosine_similarity(
                 z0[:, None].expand_as(fut).flatten(2), fut.flatten(2), -1)
