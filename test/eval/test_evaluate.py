@@ -59,6 +59,7 @@ def test_markdown_has_the_table(tiny):
     assert '| inverse_dynamics | learned | frame_drop |' in md
     assert 'Latency: frozen' in md
     assert 'vidplan eval --task franka/reach' in md
+    assert '| learned | frame_drop | gvp_wm vs inverse_dynamics | 1 |' in md   # paired
 
 
 def test_results_round_trip(tiny):

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from vidplan_ros.eval.closed_loop import EpisodeOutcome
+from vidplan_ros.eval.paired import paired_markdown
 
 __all__ = ['episode_outcome', 'load_results', 'plot_latency', 'plot_success', 'summarize',
            'to_markdown', 'wilson_interval', 'write_results']
@@ -186,6 +187,7 @@ def to_markdown(result: dict[str, Any]) -> str:
             f"{_fmt(r['mean_alignment'], '.3f')} | {_fmt(r['mean_dynamics_residual'], '.3f')} | "
             f"{r['rejected_plans']}/{r['replans']} |")
     lines += diagnosis(result['summary'])
+    lines += paired_markdown(result['episodes'])
     reasons = [r for r in result['summary'] if r.get('rejected_reasons')]
     if reasons:
         lines += ['', "Rejected plans by the executor's reason:", '']
