@@ -50,6 +50,11 @@ def test_tiny_run_writes_every_file(tiny):
     for e in result['episodes']:
         assert e['replans'] == 5 and len(e['timings_ms']['ground']) == 5
         assert 0.99 <= e['duration_s'] <= 1.01
+        # closest approach: checked at every replan, so never above the final distance
+        assert 0 < e['closest_distance_m'] <= e['final_distance_m']
+    for row, e in zip(result['summary'], result['episodes']):   # one episode per row
+        if not e['success']:
+            assert row['failed_median_closest_distance_m'] == e['closest_distance_m']
 
 
 def test_markdown_has_the_table(tiny):

@@ -88,6 +88,9 @@ class EpisodeOutcome:
     timings_ms: dict[str, list[float]]   # per stage, one entry per replan
     wall_s: float
     executor_modes: dict[str, int]
+    # the task's distance (tip-target, cube-goal) at its smallest, checked at the plan rate:
+    # how near a failed episode came (nan in results written before it existed)
+    closest_distance_m: float = math.nan
 
 
 def make_env(pipeline: Pipeline, task: str, domain_randomization: bool = False) -> SimEnv:
@@ -113,6 +116,7 @@ class _Episode:
         self.replans = self.rejected = 0
         self.first_success: float | None = None
         self._since: float | None = None
+        self.closest_m = float(env.task_state().distance_m)
         self.ex.on_state(env.q(), env.dq(), env.time_s)
 
     @property
@@ -130,6 +134,7 @@ class _Episode:
             self.rejected += 1
         self._advance(max(self.steps - delay, 0))
         ok = env.success()
+        self.closest_m = min(self.closest_m, float(env.task_state().distance_m))
         if ok and self.first_success is None:
             self.first_success = env.time_s
         self._since = (self._since if ok and self._since is not None
@@ -160,7 +165,7 @@ class _Episode:
             rejected_reasons=dict(status['rejected']),  # type: ignore[arg-type]
             mean_alignment=_mean(align), mean_dynamics_residual=_mean(resid),
             timings_ms=timings, wall_s=time.perf_counter() - self.wall0,
-            executor_modes=modes)
+            executor_modes=modes, closest_distance_m=self.closest_m)
 
 
 def run_closed_loop(env: SimEnv, pipeline: Pipeline, seed: int, cfg: EpisodeConfig,

@@ -24,7 +24,7 @@ __all__ = ['episode_outcome', 'load_results', 'plot_latency', 'plot_success', 's
            'to_markdown', 'wilson_interval', 'write_results']
 
 STAGES = ('encode', 'imagine', 'ground')
-_FLOATS = ('mean_alignment', 'mean_dynamics_residual', 'final_distance_m')
+_FLOATS = ('mean_alignment', 'mean_dynamics_residual', 'final_distance_m', 'closest_distance_m')
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -60,6 +60,17 @@ def _versus_expert(eps: list[dict[str, Any]]) -> dict[str, float]:
         return {}
     return {'expert_step_gain_p50': float(np.median(gains)) if gains else None,
             'expert_plan_error_rad': float(np.mean(errs)) if errs else None}
+
+
+def _near_misses(eps: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Median closest and final task distance (m) of the failed episodes: near misses or
+    nowhere near (None when every episode succeeded or the results predate the field)."""
+    failed = [e for e in eps if not e['success']]
+    out: dict[str, float | None] = {}
+    for key in ('closest_distance_m', 'final_distance_m'):
+        vals = [float(e[key]) for e in failed if _finite(e.get(key))]
+        out[f'failed_median_{key}'] = float(np.median(vals)) if vals else None
+    return out
 
 
 def _finite(x: Any) -> bool:
@@ -105,6 +116,7 @@ def summarize(episodes: list[dict[str, Any]], methods: list[str] | None = None,
                 'rejected_plans': sum(int(e['rejected_plans']) for e in eps),
                 'rejected_reasons': reasons,
                 'mean_final_distance_m': float(np.mean([e['final_distance_m'] for e in eps])),
+                **_near_misses(eps),
                 **_versus_expert(eps),
             })
     return rows
@@ -151,6 +163,10 @@ def _fmt(x: float | None, spec: str, none: str = '-') -> str:
     return none if x is None or not math.isfinite(x) else format(x, spec)
 
 
+def _cm(x: float | None) -> str:
+    return _fmt(x if x is None else 100 * x, '.1f')
+
+
 def _seeds_text(seeds: Any) -> str:
     seeds = list(seeds)
     if seeds and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
@@ -174,8 +190,9 @@ def to_markdown(result: dict[str, Any]) -> str:
              f"{result['started']}; wall {result['wall_s']:.0f} s.", '',
              f'Latency: {_latency_text(cfg)}.', '',
              '| method | plan | corruption | success | 95% CI | time to success (s) | '
-             'ground p50 / p95 (ms) | alignment | dyn. residual | rejected plans |',
-             '|---|---|---|---|---|---|---|---|---|---|']
+             'failed: closest / final (cm) | ground p50 / p95 (ms) | alignment | '
+             'dyn. residual | rejected plans |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
     for r in result['summary']:
         lo, hi = r['success_ci95']
         lines.append(
@@ -183,6 +200,8 @@ def to_markdown(result: dict[str, Any]) -> str:
             f"{r['successes']}/{r['episodes']} = "
             f"{100 * r['success_rate']:.0f}% | {_fmt(lo and 100 * lo, '.0f')}-"
             f"{_fmt(hi and 100 * hi, '.0f')}% | {_fmt(r['mean_time_to_success_s'], '.2f')} | "
+            f"{_cm(r.get('failed_median_closest_distance_m'))} / "
+            f"{_cm(r.get('failed_median_final_distance_m'))} | "
             f"{_fmt(r['ground_ms_p50'], '.0f')} / {_fmt(r['ground_ms_p95'], '.0f')} | "
             f"{_fmt(r['mean_alignment'], '.3f')} | {_fmt(r['mean_dynamics_residual'], '.3f')} | "
             f"{r['rejected_plans']}/{r['replans']} |")
@@ -196,7 +215,9 @@ def to_markdown(result: dict[str, Any]) -> str:
             lines.append(f"- {r['method']} / {r['corruption']}: {text}")
     sources = result.get('corruption_sources') or {}
     lines += ['', 'Columns: success within the time limit with its Wilson score 95% interval; '
-              'time to success over the successful episodes; grounding wall time per replan '
+              'time to success over the successful episodes; the failed episodes\' median '
+              'closest and final task distance (tip to target, cube to goal); grounding wall '
+              'time per replan '
               'over all replans; the world-model rollout alignment (cosine to the video plan) '
               'and relative dynamics residual of the grounded plans, replan-weighted; plans the '
               'executor rejected / replans. Corruptions: `vidplan_ros/eval/corruptions.py`'
