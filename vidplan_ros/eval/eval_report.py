@@ -215,7 +215,7 @@ def to_markdown(result: dict[str, Any]) -> str:
             lines.append(f"- {r['method']} / {r['corruption']}: {text}")
     sources = result.get('corruption_sources') or {}
     lines += ['', 'Columns: success within the time limit with its Wilson score 95% interval; '
-              'time to success over the successful episodes; the failed episodes\' median '
+              "time to success over the successful episodes; the failed episodes' median "
               'closest and final task distance (tip to target, cube to goal); grounding wall '
               'time per replan '
               'over all replans; the world-model rollout alignment (cosine to the video plan) '
