@@ -11,8 +11,8 @@ robot_state_publisher with the Franka Gazebo description; `ros_gz_sim create` sp
 names the class). ros_gz_bridge carries /clock and the camera images. The world must hold the
 camera sensors: their Gazebo topics are the *_camera_gz_topic arguments, bridged to
 /cameras/<cam>/image_raw for the model's cameras (the bundled franka sets: top, a fixed camera
-above the workspace looking down, and front, beside the table; a set of your own may use a wrist
-view). Every node runs with use_sim_time.
+above the workspace looking down, with the hand's wrist camera for franka_reach and front, beside
+the table, for franka_push). Every node runs with use_sim_time.
 
 The description (`description`), as the upstream packages emit it:
   franka_gazebo_bringup  franka_ros2's franka_gazebo_bringup/urdf/franka_arm.gazebo.xacro (checked

@@ -10,9 +10,11 @@ from vidplan_ros.nodes.diagnostics import diagnostic_values
 from vidplan_ros.transport import create_node
 from vidplan_ros.transport import convert as cv
 
-from test.nodes.stage_helpers import REPO, Latest, NodeProcess, heldout_observation, spin_until
+from test.nodes.stage_helpers import (FRANKA_REACH_CAMERAS, REPO, Latest, NodeProcess,
+                                     heldout_observation, spin_until)
 
 MODULE = 'vidplan_ros.nodes.perception_node'
+FIRST, SECOND = FRANKA_REACH_CAMERAS      # the default model set's views, in its order
 
 
 @pytest.fixture(scope='module')
@@ -32,7 +34,7 @@ def rig(tmp_path_factory):
     rig['pub'] = {(cam, kind): node.create_publisher(
         t + ('CompressedImage' if kind == 'c' else 'Image'),
         f'/cameras/{cam}/image_raw' + ('/compressed' if kind == 'c' else ''))
-        for cam in ('top', 'front') for kind in ('r', 'c')}
+        for cam in (FIRST, SECOND) for kind in ('r', 'c')}
     rig['pub_js'] = node.create_publisher(t + 'JointState', '/joint_states')
     subs = [node.create_subscription(t + 'Image', '/vidplan/latent', rig['latent']),
             node.create_subscription(t + 'JointState', '/vidplan/latent/joint_states',
@@ -63,10 +65,10 @@ def _joints(rig, stamp_ns, q):
 def _frames(rig, stamp_ns, frames, kind='r', second_encoding='bgr8', skew_ns=10_000_000):
     t = rig['node'].msg_type
     for cam, pixels in frames.items():
-        stamp = stamp_ns + (skew_ns if cam == 'front' else 0)
+        stamp = stamp_ns + (skew_ns if cam == SECOND else 0)
         if kind == 'c':
             msg = cv.compressed_image_msg(t, stamp, cam, pixels, 'png')
-        elif cam == 'front' and second_encoding == 'bgr8':
+        elif cam == SECOND and second_encoding == 'bgr8':
             msg = cv.image_msg(t, stamp, cam, pixels[..., ::-1], 'bgr8')
         else:
             msg = cv.image_msg(t, stamp, cam, pixels, 'rgb8')
@@ -119,13 +121,13 @@ def test_bad_frames_and_joints_are_reported_and_survived(rig):
     t = node.msg_type
 
     def depth_frame(stamp):  # an encoding that cannot be colour
-        _frames(rig, stamp, {'front': frames['front']})
-        rig['pub'][('top', 'r')].publish(cv.image_msg(t, stamp, 'top',
+        _frames(rig, stamp, {SECOND: frames[SECOND]})
+        rig['pub'][(FIRST, 'r')].publish(cv.image_msg(t, stamp, FIRST,
                                                         np.zeros((8, 8), np.float32), '32FC1'))
 
     def empty_frame(stamp):  # a 0 x 0 picture
-        _frames(rig, stamp, {'front': frames['front']})
-        rig['pub'][('top', 'r')].publish(t('sensor_msgs/msg/Image')(
+        _frames(rig, stamp, {SECOND: frames[SECOND]})
+        rig['pub'][(FIRST, 'r')].publish(t('sensor_msgs/msg/Image')(
             header=cv.header(t, stamp), height=0, width=0, encoding='rgb8', step=0, data=b''))
 
     def nan_joint(stamp):
@@ -133,7 +135,7 @@ def test_bad_frames_and_joints_are_reported_and_survived(rig):
         rig['pub_js'].publish(msg)
 
     def one_camera(stamp):  # the second camera stops
-        _frames(rig, stamp + 1_000_000_000, {'top': frames['top']})
+        _frames(rig, stamp + 1_000_000_000, {FIRST: frames[FIRST]})
 
     observe_and_wait('dropped_bad_image', depth_frame)
     observe_and_wait('dropped_bad_image', empty_frame)
@@ -147,7 +149,7 @@ def test_bad_frames_and_joints_are_reported_and_survived(rig):
     spin_until(node, lambda: stamp in rig['latent'].by_stamp, 20, *rig['procs'])
     out = rig['procs'][0].output()
     assert 'cannot be used as colour' in out  # the 0 x 0 one: the same warning, throttled
-    assert 'non-finite positions' in out and "no frame from camera(s) ['front']" in out
+    assert 'non-finite positions' in out and f"no frame from camera(s) ['{SECOND}']" in out
     assert 'Traceback' not in out
 
 
@@ -159,10 +161,10 @@ def test_compressed_frames_decode_and_corrupt_ones_are_survived(rig):
     stamp = node.now_ns()
     _joints(rig, stamp, q)
     node.spin(timeout_s=0.05)
-    _frames(rig, stamp, {'front': frames['front']}, 'c')
-    bad = cv.compressed_image_msg(t, stamp, 'top', frames['top'], 'jpeg')
+    _frames(rig, stamp, {SECOND: frames[SECOND]}, 'c')
+    bad = cv.compressed_image_msg(t, stamp, FIRST, frames[FIRST], 'jpeg')
     bad.data = bytes(bad.data)[: len(bad.data) // 3]
-    rig['pub'][('top', 'c')].publish(bad)
+    rig['pub'][(FIRST, 'c')].publish(bad)
 
     spin_until(node, lambda: _diag_count(rig, 'perception_c', 'dropped_bad_image') > before,
                20, *rig['procs'])

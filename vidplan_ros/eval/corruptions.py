@@ -24,7 +24,7 @@ of its inputs. :class:`PlanCorruptor` turns one into the ``plan_hook`` of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
@@ -216,9 +216,14 @@ class WrongTaskPlanner:
         self.other: Pipeline | None = None
         self._shadow: SimEnv | None = None
         if name:
+            from vidplan_ros.sim.env import SimEnv
             self.other = Pipeline(PipelineConfig(model=name, device=pipeline.cfg.device),
                                   pipeline.spec)
             self.source = f'planner of model set {self.other.model_dir.name}'
+            if not set(self.other.cameras) <= set(env.camera_names):
+                # the other set looks through cameras ours does not render: a copy of the
+                # env (state copied at each replan) that has them
+                self._shadow = SimEnv(replace(env.cfg, cameras=self.other.cameras))
         elif env.task.name.split('/')[-1].startswith('reach'):
             from vidplan_ros.sim.env import SimEnv
             self._shadow = SimEnv(env.cfg)
@@ -237,8 +242,11 @@ class WrongTaskPlanner:
         """The wrong plan ``(H, V, C, h, w)`` for replan ``index`` at the env's state now."""
         p = self.pipeline
         if self.other is not None:
-            o = self.other
-            frames = {c: self.env.render(c) for c in o.cameras}
+            o, view = self.other, self.env
+            if self._shadow is not None:
+                view = self._shadow
+                view.copy_state_from(self.env)
+            frames = {c: view.render(c) for c in o.cameras}
             z0 = o.encode(o.preprocess(frames))
             pictures = o.decode(o.imagine(z0, q0, o.noise(index)))
             return np.stack([p.encode(f) for f in pictures])
