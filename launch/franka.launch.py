@@ -26,8 +26,9 @@ e-stop and on shutdown). The gripper is reached through franka_gripper's actions
 ~/grasp, ~/homing) under the robot spec's gripper node (/franka_gripper).
 Camera topics: perception reads /cameras/<cam>/image_raw for the model's cameras (the bundled
 franka sets: top, a fixed camera above the workspace looking down, with the hand's wrist camera
-for franka_reach and front, beside the table, for franka_push); the *_camera_topic arguments point them elsewhere (and
-.../compressed with image_transport:=compressed). A camera the model does not use is ignored.
+for franka_reach and front, beside the table, for franka_push); the *_camera_topic arguments
+point them elsewhere (and .../compressed with image_transport:=compressed). A camera the model
+does not use is ignored.
 """
 
 import os

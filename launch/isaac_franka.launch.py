@@ -14,8 +14,8 @@ joint_aliases, and the executor takes the fr3_* plans of grounding by franka_pan
 joint_aliases (config/robots/*.yaml; joints are always matched by name).
 Camera topics: perception reads /cameras/<cam>/image_raw for the model's cameras (the bundled
 franka sets: top, a fixed camera above the workspace looking down, with the hand's wrist camera
-for franka_reach and front, beside the table, for franka_push); the *_camera_topic arguments name the Isaac camera
-helpers' topics instead. A camera the model does not use is ignored.
+for franka_reach and front, beside the table, for franka_push); the *_camera_topic arguments
+name the Isaac camera helpers' topics instead. A camera the model does not use is ignored.
 """
 
 import os
