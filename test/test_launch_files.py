@@ -258,7 +258,8 @@ def test_replay_launch_plays_only_inputs_with_the_executor_in_shadow_mode():
                                  image_transport='compressed')
     play, = [a for a in actions if type(a) is launch_stubs.ExecuteProcess]
     assert '--loop' in play.cmd and play.on_exit is None
-    assert '/cameras/front/image_raw/compressed' in play.cmd
+    assert [t for t in play.cmd if t.startswith('/cameras/')] == [   # the default model's
+        f'/cameras/{cam}/image_raw/compressed' for cam in model_info('franka_reach').cameras]
     assert params_of(vidplan_nodes(actions)['vidplan_perception'])['image_transport'] == \
         'compressed'
 
@@ -301,7 +302,11 @@ def test_isaac_launch_commands_joint_state_on_sim_time():
     assert params_of(executor)['interface'] == 'joint_state_command'
     assert params_of(executor)['robot'] == 'franka_panda'
     assert dict(executor.remappings)['/joint_command'] == '/isaac_cmd'
-    assert dict(nodes['vidplan_perception'].remappings)['/cameras/front/image_raw'] == '/rgb'
+    assert dict(nodes['vidplan_perception'].remappings)['/cameras/wrist/image_raw'] == \
+        '/wrist/rgb'                               # the default model, franka_reach: top + wrist
+    _, actions = run_launch_file('isaac_franka.launch.py', model='franka_push')
+    assert dict(vidplan_nodes(actions)['vidplan_perception'].remappings)[
+        '/cameras/front/image_raw'] == '/rgb'
 
 
 def test_real_launch_description_where_launch_imports():
