@@ -211,12 +211,12 @@ class WrongTaskPlanner:
 
     def __init__(self, pipeline: Pipeline, env: SimEnv, other_model: str = '') -> None:
         from vidplan_ros.runtime.pipeline import Pipeline, PipelineConfig
+        from vidplan_ros.sim.env import SimEnv
         self.pipeline, self.env = pipeline, env
         name = other_model or WRONG_TASK_MODEL.get(pipeline.model_dir.name, '')
         self.other: Pipeline | None = None
         self._shadow: SimEnv | None = None
         if name:
-            from vidplan_ros.sim.env import SimEnv
             self.other = Pipeline(PipelineConfig(model=name, device=pipeline.cfg.device),
                                   pipeline.spec)
             self.source = f'planner of model set {self.other.model_dir.name}'
@@ -225,7 +225,6 @@ class WrongTaskPlanner:
                 # env (state copied at each replan) that has them
                 self._shadow = SimEnv(replace(env.cfg, cameras=self.other.cameras))
         elif env.task.name.split('/')[-1].startswith('reach'):
-            from vidplan_ros.sim.env import SimEnv
             self._shadow = SimEnv(env.cfg)
             self.source = 'own planner, target mirrored y -> -y'
         else:
