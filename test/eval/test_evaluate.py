@@ -119,6 +119,8 @@ def test_seeds_and_arguments(capsys):
     assert cli.main(['eval', '--task', 'franka/reach', '--drop-fraction', '2', '--out',
                      'x']) == 2
     assert 'drop-fraction' in capsys.readouterr().err
+    assert cli.main(['eval', '--task', 'franka/reach', '--step-gain', '-1', '--out', 'x']) == 2
+    assert '--step-gain' in capsys.readouterr().err
 
 
 def test_diagnosis_run_has_expert_plans_the_executor_ceiling_and_real_latency(tmp_path):
@@ -127,9 +129,10 @@ def test_diagnosis_run_has_expert_plans_the_executor_ceiling_and_real_latency(tm
     out = tmp_path / 'diag'
     assert cli.main(['eval', '--task', 'franka/reach', '--methods', 'inverse_dynamics',
                      '--plan-source', 'learned,expert', '--executor-only', '--latency', 'real',
-                     '--seeds', '1000', '--max-time-s', '4',
+                     '--step-gain', '1.25', '--seeds', '1000', '--max-time-s', '4',
                      '--no-progress', '--out', str(out)]) == 0
     result = load_results(out)
+    assert result['config']['step_gain'] == 1.25
     rows = {(r['method'], r['plan_source']): r for r in result['summary']}
     assert set(rows) == {('inverse_dynamics', 'learned'), ('inverse_dynamics', 'expert'),
                          ('expert_executor', 'expert')}

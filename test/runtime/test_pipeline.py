@@ -121,3 +121,23 @@ def test_plan_hook_corrupts_the_grounded_plan_and_imagine_is_still_timed(pipe: P
     np.testing.assert_array_equal(rp.video_plan, np.repeat(rp.z0[None], pipe.horizon, 0))
     assert rp.timings_s['imagine'] > 1e-4 and seen['plan'].shape == rp.video_plan.shape
     assert not np.allclose(seen['plan'], rp.video_plan)
+
+
+def test_step_gain_overrides_the_model_sets_calibration(pipe: Pipeline, env):
+    """`step_gain` scales inverse dynamics' grounded step (0 keeps the model set's); GVP-WM's
+    cold start comes from the same model."""
+    assert pipe.inverse_dynamics.step_gain == pipe.models.cfg.inverse_dynamics.step_gain == 1.0
+    half = Pipeline(PipelineConfig(model='g1_reach', step_gain=0.5))
+    assert half.inverse_dynamics.step_gain == 0.5
+    full_id, half_id = pipe.with_method('inverse_dynamics'), half.with_method('inverse_dynamics')
+    frames, q = _frames(env, pipe, 1003), env.q()
+    z0 = full_id.encode(full_id.preprocess(frames))
+    plan = full_id.imagine(z0, q)
+    a_full = full_id.ground(z0, q, plan).actions[0]
+    a_half = half_id.ground(z0, q, plan).actions[0]
+    lo, hi = pipe.bounds.action_min, pipe.bounds.action_max
+    inside = (a_full > lo + 1e-6) & (a_full < hi - 1e-6)    # not clipped by the trust region
+    assert inside.sum() >= 3
+    np.testing.assert_allclose(a_half[inside], 0.5 * a_full[inside], rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match='step_gain'):
+        PipelineConfig(step_gain=float('nan'))

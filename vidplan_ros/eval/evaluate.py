@@ -77,6 +77,7 @@ class EvalConfig:
     executor_only: bool = False       # also the expert's chunks straight into the executor
     latency: str = 'frozen'           # frozen | real | fixed (eval.closed_loop)
     latency_fixed_s: float = 0.0
+    step_gain: float = 0.0            # inverse dynamics' step gain; 0 = the model set's
 
     def __post_init__(self) -> None:
         from vidplan_ros.sim.tasks import TASKS
@@ -97,6 +98,7 @@ class EvalConfig:
                 'plan_sources', self.plan_sources, f'one or more of {list(PLAN_SOURCES)}')
         require_one_of(self, 'latency', LATENCIES)
         require(self.latency_fixed_s >= 0, 'latency_fixed_s', self.latency_fixed_s, '>= 0 s')
+        require(self.step_gain >= 0, 'step_gain', self.step_gain, "> 0, or 0 for the model's")
 
     @property
     def report_methods(self) -> list[str]:
@@ -174,7 +176,7 @@ class _Worker:
         self.executor = load_config(ExecutorConfig, cfg.config_path('executor'),
                                     prefix='executor.')
         self.pipeline = Pipeline(PipelineConfig(model=cfg.model_name, threads=cfg.threads,
-                                                grounding=grounding))
+                                                grounding=grounding, step_gain=cfg.step_gain))
         self.env = make_env(self.pipeline, cfg.task)   # the model's cameras at its image size
         self._methods: dict[str, Any] = {}
         self._corruptors: dict[str, Any] = {}
@@ -462,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--latency', default='frozen',
                    help='frozen (sim time stops while the stack computes; default), real (the '
                         'sim runs on during the measured compute time) or a fixed time in ms')
+    p.add_argument('--step-gain', type=float, default=0.0,
+                   help="inverse dynamics' step gain (also GVP-WM's start); default: the model "
+                        "set's calibrated inverse_dynamics.step_gain")
     p.add_argument('--residual-gate', default='auto', choices=GATES,
                    help='executor dynamics-residual gate: auto = gvp_wm and collocation only')
     p.add_argument('--grounding-config', default='', help='default config/grounding.yaml')
@@ -497,6 +502,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         return EvalConfig(
             plan_sources=_names(args.plan_source, PLAN_SOURCES, '--plan-source'),
             executor_only=args.executor_only, latency=latency, latency_fixed_s=fixed_s,
+            step_gain=args.step_gain,
             task=args.task, methods=_names(args.methods, METHODS, '--methods'),
             corruptions=_names(args.corruptions, CORRUPTIONS, '--corruptions'), seeds=seeds,
             model=args.model, max_time_s=args.max_time_s,

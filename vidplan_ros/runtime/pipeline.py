@@ -12,6 +12,7 @@ h, w)`` time-major, ``plan[k]`` imagined ``(k + 1) * plan_dt_s`` after the obser
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -60,6 +61,9 @@ class PipelineConfig:
     # shifted solution drifts from the new plan (rollout alignment 0.59 vs 0.93 when every
     # replan starts from inverse dynamics on the new plan; seed 1004, 10 s closed loop).
     warm_start: bool = False
+    # inverse dynamics' step gain (GVP-WM's cold start too); 0: the model set's calibrated
+    # inverse_dynamics.step_gain. A closed-loop knob: more latency wants less gain.
+    step_gain: float = 0.0
     grounding: GrounderConfig = field(default_factory=GrounderConfig)
 
     def __post_init__(self) -> None:
@@ -68,6 +72,8 @@ class PipelineConfig:
         require_positive(self, 'action_velocity_scale')
         require(self.action_std_bound >= 0, 'action_std_bound', self.action_std_bound,
                 'a number of standard deviations >= 0 (0: off)')
+        require(math.isfinite(self.step_gain) and self.step_gain >= 0, 'step_gain',
+                self.step_gain, "a gain > 0, or 0 for the model set's")
         self.backend_config()   # validates backend, precision, world_model_grad
 
     def backend_config(self) -> BackendConfig:
@@ -125,6 +131,9 @@ class Pipeline:
             torch.set_num_threads(cfg.threads)
         self.model_dir = model_dir_for(cfg.model)
         self.models = load_model_set(self.model_dir, cfg.device)
+        if cfg.step_gain:
+            self.models.cfg = replace(self.models.cfg, inverse_dynamics=replace(
+                self.models.cfg.inverse_dynamics, step_gain=cfg.step_gain))
         mc = self.models.cfg
         self.spec = spec or load_robot_spec(mc.data.robot)
         if self.spec.num_joints != len(self.models.norm.q_mean):
