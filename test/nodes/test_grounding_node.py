@@ -19,7 +19,7 @@ KEY = 'vidplan_grounding: grounding'
 def rig(tmp_path_factory):
     proc = NodeProcess('vidplan_ros.nodes.grounding_node',
                        tmp_path_factory.mktemp('grounding') / 'grounding.log',
-                       'max_input_age_s:=2.0', 'warm_start:=true')
+                       'max_input_age_s:=2.0', 'warm_start:=true', 'step_gain:=1.25')
     from vidplan_ros.runtime.pipeline import Pipeline, PipelineConfig
     pipeline = Pipeline(PipelineConfig(threads=1))
     node = create_node('grounding_test')
@@ -134,6 +134,8 @@ def test_the_auto_backend_in_use_is_reported(rig):
                rig['proc'])
     assert rig['diag'][KEY]['pipeline.backend_name'] == rig['pipeline'].backend_name
     assert rig['proc'].output().count('networks on backend ') == 1
+    # the step_gain parameter overrides the model set's calibration (franka_reach: 1.5)
+    assert rig['diag'][KEY]['step_gain'] == '1.25'
 
 
 def test_the_shipped_params_files_configure_the_node():

@@ -9,7 +9,8 @@ out  /vidplan/grounded_plan               trajectory_msgs/JointTrajectory: the r
 out  /vidplan/grounded_plan/feasibility   std_msgs/Float64MultiArray [stamp_s, dynamics_residual,
                                           alignment] (published just before the plan)
 out  /diagnostics                         ground ms p50, plan age, rate, residual, alignment,
-                                          the inference backend (pipeline.backend_name) (1 Hz)
+                                          the inference backend (pipeline.backend_name), the
+                                          inverse dynamics step gain in use (1 Hz)
 
 Parameters: the grounding method's (config/grounding.yaml: `method`, one section per method,
 the same file `load_config(GrounderConfig, ...)` reads) plus this node's own
@@ -56,6 +57,8 @@ class GroundingNodeConfig(GrounderConfig):
     action_velocity_scale: float = PipelineConfig.action_velocity_scale  # box: x v_max x dt
     # ... intersected with mean +- this x std of the training actions (0: off)
     action_std_bound: float = PipelineConfig.action_std_bound
+    # inverse dynamics' step gain (GVP-WM's cold start too); 0: the model set's calibration
+    step_gain: float = PipelineConfig.step_gain
     max_input_age_s: float = 1.0             # skip observations older than this; 0 = off
     poll_rate_hz: float = 100.0              # how often the worker looks for a new set
     device: str = 'cpu'
@@ -74,6 +77,8 @@ class GroundingNodeConfig(GrounderConfig):
         require_positive(self, 'action_velocity_scale', 'poll_rate_hz')
         require(self.action_std_bound >= 0, 'action_std_bound', self.action_std_bound,
                 'a number of standard deviations >= 0 (0: off)')
+        require(self.step_gain >= 0, 'step_gain', self.step_gain,
+                "a gain > 0, or 0 for the model set's")
         require(self.max_input_age_s >= 0, 'max_input_age_s', self.max_input_age_s,
                 'an age >= 0 s (0: off)')
         require(self.threads >= 0, 'threads', self.threads, 'an integer >= 0 (0: torch default)')
@@ -93,7 +98,7 @@ class GroundingNode:
             precision=cfg.precision, world_model_grad=cfg.world_model_grad,
             action_velocity_scale=cfg.action_velocity_scale,
             action_std_bound=cfg.action_std_bound, warm_start=cfg.warm_start,
-            grounding=cfg.grounder()))
+            step_gain=cfg.step_gain, grounding=cfg.grounder()))
         p = self.pipeline
         self.spec = p.spec
         self.plan_shape = (p.horizon, *p.latent_shape)
@@ -194,6 +199,7 @@ class GroundingNode:
                    else 'waiting for a latent, its joint state and a video plan')
         values = {'model': self.pipeline.model_dir.name, **pipeline_values(self.pipeline),
                   'method': self.pipeline.method,
+                  'step_gain': f'{self.pipeline.inverse_dynamics.step_gain:g}',
                   'grounded': self.grounded, 'warm_starts': self.warm_starts,
                   'last_stamp_s': f'{max(self.last_stamp_ns, 0) * 1e-9:.6f}',
                   **{k: f'{v:.6g}' for k, v in self.figures.items()},
