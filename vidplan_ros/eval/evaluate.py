@@ -44,6 +44,7 @@ from vidplan_ros.core.errors import VidplanError
 from vidplan_ros.eval.closed_loop import LATENCIES
 from vidplan_ros.eval.corruptions import CORRUPTIONS, CorruptionConfig
 from vidplan_ros.eval.expert_plan import PLAN_SOURCES
+from vidplan_ros.runtime.pipeline import require_step_gain
 
 __all__ = ['EvalConfig', 'Job', 'executor_config_for', 'main', 'parse_seeds', 'run_eval']
 
@@ -98,7 +99,7 @@ class EvalConfig:
                 'plan_sources', self.plan_sources, f'one or more of {list(PLAN_SOURCES)}')
         require_one_of(self, 'latency', LATENCIES)
         require(self.latency_fixed_s >= 0, 'latency_fixed_s', self.latency_fixed_s, '>= 0 s')
-        require(self.step_gain >= 0, 'step_gain', self.step_gain, "> 0, or 0 for the model's")
+        require_step_gain(self.step_gain)
 
     @property
     def report_methods(self) -> list[str]:

@@ -38,7 +38,7 @@ from vidplan_ros.nodes.diagnostics import OK, WARN, Diagnostics, spin, with_call
 from vidplan_ros.nodes.stage import (StageStats, StampMatcher, open_pipeline,
                                       pipeline_values, put_latent_joint_state,
                                       validate_backend)
-from vidplan_ros.runtime.pipeline import PipelineConfig
+from vidplan_ros.runtime.pipeline import PipelineConfig, require_step_gain
 from vidplan_ros.transport import create_node
 from vidplan_ros.transport import convert as cv
 
@@ -77,8 +77,7 @@ class GroundingNodeConfig(GrounderConfig):
         require_positive(self, 'action_velocity_scale', 'poll_rate_hz')
         require(self.action_std_bound >= 0, 'action_std_bound', self.action_std_bound,
                 'a number of standard deviations >= 0 (0: off)')
-        require(self.step_gain >= 0, 'step_gain', self.step_gain,
-                "a gain > 0, or 0 for the model set's")
+        require_step_gain(self.step_gain)
         require(self.max_input_age_s >= 0, 'max_input_age_s', self.max_input_age_s,
                 'an age >= 0 s (0: off)')
         require(self.threads >= 0, 'threads', self.threads, 'an integer >= 0 (0: torch default)')

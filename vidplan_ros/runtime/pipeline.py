@@ -33,7 +33,7 @@ from vidplan_ros.core.robot_spec import RobotSpec, load_robot_spec
 from vidplan_ros.core.images import square_resize
 from vidplan_ros.runtime.backends import BackendConfig, make_backend
 
-__all__ = ['Pipeline', 'PipelineConfig', 'Replan', 'model_dir_for']
+__all__ = ['Pipeline', 'PipelineConfig', 'Replan', 'model_dir_for', 'require_step_gain']
 
 log = logging.getLogger('vidplan.runtime')
 
@@ -72,13 +72,19 @@ class PipelineConfig:
         require_positive(self, 'action_velocity_scale')
         require(self.action_std_bound >= 0, 'action_std_bound', self.action_std_bound,
                 'a number of standard deviations >= 0 (0: off)')
-        require(math.isfinite(self.step_gain) and self.step_gain >= 0, 'step_gain',
-                self.step_gain, "a gain > 0, or 0 for the model set's")
+        require_step_gain(self.step_gain)
         self.backend_config()   # validates backend, precision, world_model_grad
 
     def backend_config(self) -> BackendConfig:
         return BackendConfig(backend=self.backend, precision=self.precision,
                              threads=self.threads, world_model_grad=self.world_model_grad)
+
+
+def require_step_gain(gain: float) -> None:
+    """A ``step_gain`` setting: a finite gain > 0, or 0 for the model set's calibrated one (the
+    pipeline's, the grounding node's and the evaluation's configs check it alike)."""
+    require(math.isfinite(gain) and gain >= 0, 'step_gain', gain,
+            "a gain > 0, or 0 for the model set's")
 
 
 def model_dir_for(model: str) -> Path:
