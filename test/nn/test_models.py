@@ -345,3 +345,65 @@ def test_models_export_with_a_symbolic_batch_and_no_data_dependent_control_flow(
         for w, g in zip(want, got):
             assert g.shape[0] == 3, name
             torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_planner_first_frame_estimate_is_exact_at_the_end_of_the_flow():
+    """loss_and_first: at tau = 1 x_tau is the target, so the first-frame estimate is the true
+    first future frame whatever the net says; at tau = 0 with the zero-initialised head it is
+    z0 plus the scaled noise."""
+    cfg = tiny()
+    torch.manual_seed(0)
+    p = build_models(cfg)['planner']
+    _, z, q, noise = batch(cfg)
+    fut = z[:, None] + 0.3 * torch.randn_like(noise)
+    p.set_residual_scale(z, fut)
+    b = len(z)
+    _, first = p.loss_and_first(z, q, fut, noise, torch.ones(b))
+    assert torch.allclose(first, fut[:, 0], atol=1e-5)
+    loss, first0 = p.loss_and_first(z, q, fut, noise, torch.zeros(b))
+    assert torch.allclose(first0, z + noise[:, 0] * p.res_scale[0, :, :, None, None], atol=1e-5)
+    assert loss == p.loss(z, q, fut, noise, torch.zeros(b))
+
+
+def test_planner_self_attention_reaches_across_the_grid():
+    """The attention stage: cross-attention to the [task, q, time] tokens keeps each grid cell
+    to itself; with `self_attention` a cell also depends on the far corner of the grid (where
+    the object may be), which the conv blocks reach only through their depth."""
+    def far_effect(self_attention: bool) -> float:
+        cfg = ModelConfig(image_size=64, autoencoder=AutoencoderConfig(channels=(8, 8),
+                                                                     latent_channels=2),
+                          planner=PlannerConfig(horizon=2, d_model=16, layers=1, heads=2,
+                                                self_attention=self_attention))
+        assert cfg.latent_shape[2:] == (16, 16)
+        torch.manual_seed(0)
+        p = build_models(cfg)['planner']
+        x = torch.randn(1, 16, 16, 16)
+        ctx = torch.randn(1, 3, 16)
+        x2 = x.clone()
+        x2[0, :, 15, 15] = 3.0 * torch.randn(16)    # a new feature vector in the far corner
+        with torch.no_grad():
+            d = p._attend(x2, ctx) - p._attend(x, ctx)
+        return float(d[..., 0, 0].abs().max())
+
+    assert far_effect(False) == 0.0
+    assert far_effect(True) > 1e-3
+
+
+def test_only_planner_action_weight_adds_the_inverse_dynamics_loss(tmp_path):
+    """planner_action_weight > 0 changes what the planner learns (same seed, same data)."""
+    write_bags(tmp_path / 'bags')
+    cfg = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'))
+    train(cfg, tmp_path / 'm', tmp_path / 'w', progress=False, log=lambda s: None)
+    shutil.copytree(tmp_path / 'm', tmp_path / 'a')
+    got = {}
+    for name, weight in (('m', 0.0), ('a', 2.0)):
+        c = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'), planner_steps=4,
+                 planner_batch=4, planner_action_weight=weight)
+        train_planner(c, tmp_path / name, tmp_path / f'w{name}', progress=False,
+                      log=lambda s: None)
+        got[name] = weights(tmp_path / name)
+    assert not same({'planner': got['m']['planner']}, {'planner': got['a']['planner']})
+    assert same({'inverse_dynamics': got['m']['inverse_dynamics']},
+                {'inverse_dynamics': got['a']['inverse_dynamics']})
+    with pytest.raises(ValueError, match='planner_action_weight'):
+        TrainConfig(planner_action_weight=-1.0)

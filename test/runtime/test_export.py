@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 import torch
 
-from vidplan_ros.nn.model_set import load_model_set
+from vidplan_ros.core.config import config_from_params
+from vidplan_ros.nn.model_config import ModelConfig
+from vidplan_ros.nn.model_set import build_models, load_model_set
 from vidplan_ros.runtime.export import (GRAPHS, ExportConfig, ensure_onnx, example_inputs,
                                         export_model_set, graph_modules, load_manifest,
                                         manifest_is_current, sha256_file, weights_sha256)
@@ -64,6 +66,25 @@ def test_fp32_export_matches_torch(model, tmp_path):
     manifest = export_model_set(model_dir_for(model), tmp_path)
     assert set(manifest['graphs']) == set(GRAPHS)
     _check_parity(model, tmp_path, lambda r: FP32_ATOL)
+
+
+def test_planner_with_self_attention_exports(tmp_path):
+    """`planner.self_attention`: nn.MultiheadAttention's inference fast path has no ONNX op,
+    so the export turns it off; the denoiser and sampler then match torch like the rest."""
+    model = tmp_path / 'model'
+    shutil.copytree(model_dir_for('franka_push'), model,
+                    ignore=shutil.ignore_patterns('onnx'))
+    info = json.loads((model / 'config.json').read_text())
+    info['params']['planner.self_attention'] = True
+    (model / 'config.json').write_text(json.dumps(info))
+    torch.manual_seed(0)
+    planner = build_models(config_from_params(ModelConfig, info['params']))['planner']
+    torch.save(planner.state_dict(), model / 'planner.pt')
+    assert load_model_set(model).planner.self_attn is not None
+    torch.set_num_threads(1)
+    export_model_set(model, tmp_path / 'onnx')
+    _check_parity(str(model), tmp_path / 'onnx', lambda r: FP32_ATOL)
+    assert torch.backends.mha.get_fastpath_enabled()      # restored after the export
 
 
 def test_fp16_export_matches_torch_within_half_precision(tmp_path):

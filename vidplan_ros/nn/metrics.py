@@ -13,6 +13,12 @@ rad (a_t for t = 0..H-1). Metrics:
     world_model_q_rmse_rad[k]      the rollout's joint positions vs the true ones
     inverse_dynamics_rmse_rad      g(z_t, z_{t+1}, q_t) vs the true a_t, over all t
     inverse_dynamics_zero_rmse_rad the same for a = 0 (baseline)
+    plan_action_cosine             cosine(g(z_t, planned z_{t+1}, q_t), a_t): does the plan
+                                   move the arm the way the expert did (the planner's share
+                                   of a closed-loop failure, measured without the sim)
+    plan_action_cosine_true        the same with the encoded true z_{t+1} (the ceiling)
+    plan_action_cosine_copy        the same with z_{t+1} = z_t: what g infers from the
+                                   current state alone (a plan no better is uninformative)
 """
 
 from __future__ import annotations
@@ -25,13 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ['evaluate_windows', 'psnr_db']
-
-
-def psnr_db(x: torch.Tensor, y: torch.Tensor) -> float:
-    """PSNR (dB) of images in [0, 1] over the whole batch."""
-    mse = float(((x - y) ** 2).mean())
-    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
+__all__ = ['evaluate_windows']
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -44,14 +44,16 @@ def evaluate_windows(ms: Any, images: np.ndarray, q: np.ndarray, action: np.ndar
     """Metrics (module docstring) of model set `ms` (a `ModelSet`) on the windows."""
     w, t1 = q.shape[:2]
     horizon = t1 - 1
-    imgs = torch.as_tensor(images).permute(0, 1, 2, 5, 3, 4).float() / 255.0
-    flat = imgs.flatten(0, 1)                             # (W*(H+1), V, 3, S, S)
-    recon, z = [], []
+    # frames go to float a batch at a time: a model card's thousands of held-out windows
+    # would take several GB as one float tensor (and did run a 24 GB machine out of memory)
+    flat = images.reshape(w * t1, *images.shape[2:])     # (W*(H+1), V, S, S, 3) uint8
+    sq_err, n_px, z = 0.0, 0, []
     for i in range(0, len(flat), batch):
-        x = flat[i:i + batch]
-        recon.append(ms.autoencoder(x))
+        x = torch.as_tensor(flat[i:i + batch]).permute(0, 1, 4, 2, 3).float() / 255.0
+        sq_err += float(((ms.autoencoder(x) - x) ** 2).double().sum())
+        n_px += x.numel()
         z.append(ms.autoencoder.encode(x))
-    psnr = psnr_db(torch.cat(recon), flat)
+    psnr = float(10 * np.log10(1.0 / max(sq_err / n_px, 1e-12)))
     z_all = torch.cat(z).unflatten(0, (w, t1))            # (W, H+1, V, C, h, w)
     qn = ms.normalize_q(torch.as_tensor(q, dtype=torch.float32))
     an = ms.normalize_action(torch.as_tensor(action, dtype=torch.float32))
@@ -68,6 +70,11 @@ def evaluate_windows(ms: Any, images: np.ndarray, q: np.ndarray, action: np.ndar
     a_rad = ms.denormalize_action(a_pred)
     a_true = torch.as_tensor(action, dtype=torch.float32).flatten(0, 1)
 
+    def action_cos(z1: torch.Tensor) -> float:
+        a = ms.denormalize_action(ms.inverse_dynamics(z_all[:, 0], z1, qn[:, 0]))
+        a0 = torch.as_tensor(action[:, 0], dtype=torch.float32)
+        return round(float(torch.nn.functional.cosine_similarity(a, a0, dim=-1).mean()), 5)
+
     def per_step(x: torch.Tensor) -> list[float]:
         return [round(float(v), 5) for v in x.mean(0)]
 
@@ -81,6 +88,9 @@ def evaluate_windows(ms: Any, images: np.ndarray, q: np.ndarray, action: np.ndar
         'world_model_q_rmse_rad': per_step(((q_roll_rad - q_true) ** 2).mean(-1).sqrt()),
         'inverse_dynamics_rmse_rad': round(float(((a_rad - a_true) ** 2).mean().sqrt()), 6),
         'inverse_dynamics_zero_rmse_rad': round(float((a_true ** 2).mean().sqrt()), 6),
+        'plan_action_cosine': action_cos(plan[:, 0]),
+        'plan_action_cosine_true': action_cos(true[:, 0]),
+        'plan_action_cosine_copy': action_cos(z_all[:, 0]),
     }
 
 
@@ -186,7 +196,8 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
         f'| world model open-loop latent MSE | {_fmt(m["world_model_mse"])} |',
         f'| world model open-loop q RMSE (rad) | {_fmt(m["world_model_q_rmse_rad"])} |',
         f'| inverse dynamics action RMSE | {m["inverse_dynamics_rmse_rad"]:.4f} rad |',
-        f'| baseline: zero action | {m["inverse_dynamics_zero_rmse_rad"]:.4f} rad |', '',
+        f'| baseline: zero action | {m["inverse_dynamics_zero_rmse_rad"]:.4f} rad |',
+        *_plan_action_rows(m), '',
         f'`heldout.npz` holds {s["windows"]} of these windows; on them (the numbers '
         'test/nn/test_committed_models.py reproduces, `metrics_heldout_npz` in config.json): '
         f'PSNR {s["recon_psnr_db"]:.2f} dB, planner cosine at H '
@@ -196,6 +207,17 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
     lines += _curves_section(t.get('curves')) + _framing_section(info.get('framing'), cfg)
     lines += _calibration_section(cfg, info.get('calibration'))
     (out / 'README.md').write_text('\n'.join(lines))
+
+
+def _plan_action_rows(m: dict[str, Any]) -> list[str]:
+    """Card rows: how well the plan's first step carries the expert's action (older cards
+    were written before this metric)."""
+    if 'plan_action_cosine' not in m:
+        return []
+    return [f"| plan -> action: cosine of g(z_t, planned z_t+1) to the expert's a_t | "
+            f'{m["plan_action_cosine"]:.3f} |',
+            f'| the same with the true z_t+1 (ceiling) | {m["plan_action_cosine_true"]:.3f} |',
+            f'| the same with z_t+1 = z_t (no plan) | {m["plan_action_cosine_copy"]:.3f} |']
 
 
 def _calibration_section(cfg: Any, cal: dict[str, Any] | None) -> list[str]:

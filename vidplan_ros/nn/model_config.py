@@ -44,6 +44,10 @@ class PlannerConfig:
     # distribution; 0 integrates the flow from x0 = 0, a single plan near the conditional mean
     # (a closed-loop calibration, like inverse_dynamics.step_gain: see the model card).
     noise_scale: float = 1.0
+    # Self-attention over the grid cells beside the cross-attention, so a cell where the arm
+    # is can attend to the cell where the object is (a conv stack reaches across the grid only
+    # through its depth).
+    self_attention: bool = False
 
     def __post_init__(self) -> None:
         require_positive(self, 'horizon', 'd_model', 'layers', 'heads', 'sample_steps')
@@ -95,6 +99,10 @@ class TrainConfig:
     # unfiltered retrain on the same data by 8-13 points, within the spread between runs
     # (results/eval/franka_reach_scaling/README.md).
     planner_max_perturbation_rad: float = 0.0
+    # `--only planner`: weight of the action loss on the planner's predicted first frame,
+    # |g(z_t, z^_{t+1}, q_t) - a_t|^2 with the frozen inverse dynamics g, added to the flow
+    # loss so the imagined motion carries the expert's action (0: flow loss only).
+    planner_action_weight: float = 0.0
     wm_rollout: int = 3           # world-model training: k-step open-loop loss
     checkpoint_every: int = 500
     threads: int = 2
@@ -111,6 +119,8 @@ class TrainConfig:
         require(min(self.planner_steps, self.planner_batch, self.planner_lr) >= 0,
                 'planner_steps', (self.planner_steps, self.planner_batch, self.planner_lr),
                 'values >= 0 (0: the dyn_ value)')
+        require(self.planner_action_weight >= 0, 'planner_action_weight',
+                self.planner_action_weight, 'a weight >= 0 (0: flow loss only)')
         require(self.planner_max_perturbation_rad >= 0, 'planner_max_perturbation_rad',
                 self.planner_max_perturbation_rad, 'an angle >= 0 rad (0: every window)')
         require(self.ae_steps >= 0 and self.dyn_steps >= 0, 'ae_steps',

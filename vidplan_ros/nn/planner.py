@@ -58,16 +58,18 @@ class _ResBlock(nn.Module):
 
 
 class _CrossAttn(nn.Module):
-    """Grid cells (B, d, h, w) attend to context tokens (B, L, d)."""
+    """Grid cells (B, d, h, w) attend to context tokens (B, L, d), or to each other when no
+    context is given."""
 
     def __init__(self, d: int, heads: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(d)
         self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
 
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-        tok = x.flatten(2).transpose(1, 2)                  # (B, h*w, d)
-        out = self.attn(self.norm(tok), ctx, ctx, need_weights=False)[0]
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
+        tok = self.norm(x.flatten(2).transpose(1, 2))       # (B, h*w, d)
+        kv = tok if ctx is None else ctx
+        out = self.attn(tok, kv, kv, need_weights=False)[0]
         return x + out.transpose(1, 2).reshape(x.shape)
 
 
@@ -91,6 +93,7 @@ class LatentPlanner(nn.Module):
         self.blocks = nn.ModuleList(_ResBlock(d) for _ in range(p.layers))
         self.attn_at = (p.layers + 1) // 2
         self.cross = _CrossAttn(d, p.heads)
+        self.self_attn = _CrossAttn(d, p.heads) if p.self_attention else None
         self.out_norm = _norm(d)
         self.out = nn.Conv2d(d, self.plan_ch, 3, padding=1)
         nn.init.zeros_(self.out.weight)
@@ -113,11 +116,15 @@ class LatentPlanner(nn.Module):
         hcur = self.x_in(torch.cat([x, z0.flatten(1, 2)], dim=1)) + self.pos
         for i, blk in enumerate(self.blocks):
             if i == self.attn_at:
-                hcur = self.cross(hcur, ctx)
+                hcur = self._attend(hcur, ctx)
             hcur = blk(hcur, emb)
         if self.attn_at >= len(self.blocks):
-            hcur = self.cross(hcur, ctx)
+            hcur = self._attend(hcur, ctx)
         return self.out(nn.functional.silu(self.out_norm(hcur)))
+
+    def _attend(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+        x = self.cross(x, ctx)
+        return x if self.self_attn is None else self.self_attn(x)
 
     def _scale(self) -> torch.Tensor:
         return self.res_scale.reshape(1, self.plan_ch, 1, 1)
@@ -125,13 +132,22 @@ class LatentPlanner(nn.Module):
     def loss(self, z0: torch.Tensor, q: torch.Tensor, future: torch.Tensor,
              noise: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
         """Flow-matching MSE for future (B, H, V, C, h, w), noise like future, tau (B,)."""
+        return self.loss_and_first(z0, q, future, noise, tau)[0]
+
+    def loss_and_first(self, z0: torch.Tensor, q: torch.Tensor, future: torch.Tensor,
+                       noise: torch.Tensor, tau: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The flow loss and the net's estimate of the first future frame (B, V, C, h, w)
+        from x_tau (one Euler step to tau = 1), for losses on what the plan implies."""
         b, _, _, _, h, w = future.shape
         x1 = (future - z0[:, None]).reshape(b, self.plan_ch, h, w) / self._scale()
         x0 = noise.reshape(b, self.plan_ch, h, w)
         t = tau[:, None, None, None]
         xt = (1 - t) * x0 + t * x1
         v = self.velocity(xt, tau, z0, q)
-        return ((v - (x1 - x0)) ** 2).mean()
+        x1_hat = (xt + (1 - t) * v) * self._scale()
+        first = x1_hat.reshape(b, self.horizon, *self.latent_shape)[:, 0] + z0
+        return ((v - (x1 - x0)) ** 2).mean(), first
 
     def forward(self, z0: torch.Tensor, q: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Sample the plan (B, H, V, C, h, w) from noise (B, H, V, C, h, w): K Euler steps."""

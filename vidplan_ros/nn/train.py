@@ -442,6 +442,22 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
         planner.train()
         return float(cos[:, 0].mean()), float(cos[:, -1].mean()), float(copy[:, -1].mean())
 
+    a_all = old.normalize_action(torch.as_tensor(ds.action, dtype=torch.float32))
+    has = torch.as_tensor(ds.has_action, dtype=torch.float32)
+    inv = old.inverse_dynamics.to(device).eval().requires_grad_(False)
+
+    def act_loss(rows: torch.Tensor, z: torch.Tensor, noise: torch.Tensor,
+                 tau: torch.Tensor) -> torch.Tensor:
+        """Flow loss plus `planner_action_weight` x the frozen inverse dynamics' error on the
+        planner's estimate of the first future frame."""
+        q0 = q_all[rows[:, 0]].to(device)
+        if tc.planner_action_weight == 0:
+            return planner.loss(z[:, 0], q0, z[:, 1:], noise, tau)
+        fm, first = planner.loss_and_first(z[:, 0], q0, z[:, 1:], noise, tau)
+        m = has[rows[:, 0]].to(device)
+        err = ((inv(z[:, 0], first, q0) - a_all[rows[:, 0]].to(device)) ** 2).mean(-1)
+        return fm + tc.planner_action_weight * (err * m).sum() / m.sum().clamp(min=1)
+
     losses: list[float] = []
     with _bar(steps_total, step, 'planner', progress) as bar:
         while step < steps_total and not track.should_stop:
@@ -453,7 +469,7 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
             noise = torch.randn(z[:, 1:].shape, generator=gen).to(device)
             tau = torch.rand(len(rows), generator=gen).to(device)
             _set_lr(opt, lr, step, steps_total)
-            loss = planner.loss(z[:, 0], q_all[rows[:, 0]].to(device), z[:, 1:], noise, tau)
+            loss = act_loss(rows, z, noise, tau)
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(planner.parameters(), 1.0)

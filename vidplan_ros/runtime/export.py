@@ -271,6 +271,19 @@ def manifest_is_current(manifest: dict[str, Any] | None, model_dir: str | Path,
 
 # --- export -----------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def _no_mha_fastpath() -> Iterator[None]:
+    """nn.MultiheadAttention's inference fast path while exporting: off. Self-attention
+    (query, key and value the same tensor; `planner.self_attention`) otherwise traces to
+    aten::_native_multi_head_attention, which no ONNX opset has."""
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+
+
 def _export_one(name: str, graph: _Graph, path: Path, cfg: ExportConfig, batch: int) -> None:
     module = _Half(graph.module) if cfg.precision == 'fp16' else graph.module
     module.eval()
@@ -278,7 +291,8 @@ def _export_one(name: str, graph: _Graph, path: Path, cfg: ExportConfig, batch: 
     names = list(graph.inputs)
     kwargs: dict[str, Any] = dict(input_names=names, output_names=list(graph.outputs),
                                   opset_version=cfg.opset)
-    with warnings.catch_warnings(), torch.no_grad(), _time_embedding_in_fp32():
+    with warnings.catch_warnings(), torch.no_grad(), _time_embedding_in_fp32(), \
+            _no_mha_fastpath():
         # the tracer's deprecation notice and its tracer warnings about shape-derived Python
         # values (batch sizes; the exported graph keeps them symbolic, the parity test checks)
         warnings.simplefilter('ignore', DeprecationWarning)
