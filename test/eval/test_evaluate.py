@@ -8,6 +8,7 @@ import pytest
 from vidplan_ros import cli
 from vidplan_ros.core.errors import VidplanError
 from vidplan_ros.core.executor import ExecutorConfig
+from vidplan_ros.runtime.pipeline import model_dir_for
 from vidplan_ros.eval.eval_report import (episode_outcome, load_results, summarize,
                                              to_markdown, wilson_interval)
 from vidplan_ros.eval.evaluate import (GATE_OFF_RESIDUAL, EvalConfig, executor_config_for,
@@ -147,6 +148,11 @@ def test_diagnosis_run_has_expert_plans_the_executor_ceiling_and_real_latency(tm
     assert 0.0 < expert_row['expert_step_gain_p50'] < 3.0      # it moves the expert's way
     assert 0.0 < expert_row['expert_plan_error_rad'] < 1.0
     assert 'expert_step_gain_p50' not in rows[('inverse_dynamics', 'learned')]
+    # the planner's offline share, from the model card, beside the closed-loop stages
+    card = json.loads((model_dir_for('franka_reach') / 'config.json').read_text())
+    want = card['metrics_heldout']['plan_action_cosine']
+    assert result['planner_offline']['plan_action_cosine'] == want
+    assert f"recovers the expert's action with cosine {want:.3f}" in md
 
 
 def test_fixed_latency_lets_the_sim_run_during_the_replan():

@@ -205,7 +205,7 @@ def to_markdown(result: dict[str, Any]) -> str:
             f"{_fmt(r['ground_ms_p50'], '.0f')} / {_fmt(r['ground_ms_p95'], '.0f')} | "
             f"{_fmt(r['mean_alignment'], '.3f')} | {_fmt(r['mean_dynamics_residual'], '.3f')} | "
             f"{r['rejected_plans']}/{r['replans']} |")
-    lines += diagnosis(result['summary'])
+    lines += diagnosis(result['summary']) + planner_offline_lines(result.get('planner_offline'))
     lines += paired_markdown(result['episodes'])
     reasons = [r for r in result['summary'] if r.get('rejected_reasons')]
     if reasons:
@@ -233,6 +233,18 @@ def _latency_text(cfg: dict[str, Any]) -> str:
     if mode == 'fixed':
         return f"fixed {1e3 * cfg.get('latency_fixed_s', 0.0):.0f} ms per replan"
     return 'frozen (sim time stands still while the stack computes)'
+
+
+def planner_offline_lines(cos: dict[str, float] | None) -> list[str]:
+    """The planner's held-out `plan -> action` cosines beside the closed-loop diagnosis."""
+    if not cos or 'plan_action_cosine' not in cos:
+        return []
+    return ['', "Planner, held out and without the sim (the model card's `plan -> action`): "
+            "inverse dynamics on the plan's first step recovers the expert's action with cosine "
+            f"{cos['plan_action_cosine']:.3f}, against {cos['plan_action_cosine_copy']:.3f} "
+            f"from the current frame alone and {cos['plan_action_cosine_true']:.3f} from the "
+            'true next frame (a plan no better than the current frame carries no direction; '
+            'results/eval/planner_diagnosis).']
 
 
 def diagnosis(summary: list[dict[str, Any]]) -> list[str]:

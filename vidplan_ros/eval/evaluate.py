@@ -332,6 +332,17 @@ def git_state() -> dict[str, Any]:
     return state()
 
 
+def planner_offline(model: str) -> dict[str, float]:
+    """The model set's held-out `plan -> action` cosines (nn/metrics.py; its config.json), the
+    planner's share of the diagnosis measured without the sim; empty for a set trained before
+    that metric existed."""
+    import json
+    from vidplan_ros.runtime.pipeline import model_dir_for
+    held = json.loads((model_dir_for(model) / 'config.json').read_text()).get(
+        'metrics_heldout', {})
+    return {k: float(v) for k, v in held.items() if k.startswith('plan_action_cosine')}
+
+
 def run_eval(cfg: EvalConfig, out_dir: str | Path, command: str = '',
              progress: bool = True) -> dict[str, Any]:
     """Run every episode of ``cfg``, write the result files into ``out_dir``, return the
@@ -374,7 +385,7 @@ def run_eval(cfg: EvalConfig, out_dir: str | Path, command: str = '',
         'config': config, 'command': command or f'run_eval({cfg!r})', 'machine': machine,
         'git': git_state(), 'started': started, 'wall_s': time.perf_counter() - wall0,
         'residual_gate_text': GATE_TEXT[cfg.residual_gate], 'corruption_sources': sources,
-        'episodes': episodes,
+        'episodes': episodes, 'planner_offline': planner_offline(cfg.model_name),
         'summary': summarize(episodes, cfg.report_methods, list(cfg.corruptions),
                              list(cfg.plan_sources)),
     }
