@@ -407,3 +407,26 @@ def test_only_planner_action_weight_adds_the_inverse_dynamics_loss(tmp_path):
                 {'inverse_dynamics': got['a']['inverse_dynamics']})
     with pytest.raises(ValueError, match='planner_action_weight'):
         TrainConfig(planner_action_weight=-1.0)
+
+
+def test_planner_global_state_token_conditions_the_velocity():
+    """`global_state`: an MLP over the whole current latent joins the conditioning; zeroing
+    its output layer must change the velocity (it is wired in), and without the option the
+    planner has no such module."""
+    assert build_models(tiny())['planner'].state_in is None
+    from dataclasses import replace
+    cfg = tiny()
+    cfg = replace(cfg, planner=replace(cfg.planner, global_state=True))
+    torch.manual_seed(0)
+    p = build_models(cfg)['planner']
+    for m in p.modules():                  # undo the zero inits so the output carries signal
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.normal_(m.weight, std=0.2)
+    _, z, q, noise = batch(cfg)
+    x, tau = noise.flatten(1, 3), torch.full((len(z),), 0.5)
+    with torch.no_grad():
+        v = p.velocity(x, tau, z, q)
+        p.state_in[-1].weight.zero_()
+        p.state_in[-1].bias.zero_()
+        v0 = p.velocity(x, tau, z, q)
+    assert float((v - v0).abs().max()) > 1e-3

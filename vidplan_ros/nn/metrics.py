@@ -162,6 +162,8 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
         f'{cfg.planner.layers} FiLM residual blocks x {cfg.planner.d_model} channels '
         '(flow time, q, task) and one cross-attention layer to [task, q, time] tokens, '
         f'K = {cfg.planner.sample_steps} Euler steps'
+        + (', self-attention over the grid' if cfg.planner.self_attention else '')
+        + (', a global state token' if cfg.planner.global_state else '')
         + (f', {pt["params"]} parameters' if pt else ''),
         '- files: autoencoder.pt, planner.pt, world_model.pt, inverse_dynamics.pt (state '
         'dicts), config.json (config params, data, training, metrics), norm_stats.json', '',

@@ -48,6 +48,9 @@ class PlannerConfig:
     # is can attend to the cell where the object is (a conv stack reaches across the grid only
     # through its depth).
     self_attention: bool = False
+    # A summary token of the whole current latent (an MLP over the flattened grid, as a policy
+    # regressor reads it) added to the FiLM conditioning and the context tokens.
+    global_state: bool = False
 
     def __post_init__(self) -> None:
         require_positive(self, 'horizon', 'd_model', 'layers', 'heads', 'sample_steps')

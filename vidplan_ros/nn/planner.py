@@ -11,6 +11,9 @@ The denoiser is a conv residual net on the h x w latent grid: the H future frame
 C channels are stacked as H*V*C channels, concatenated with the current latent (V*C channels)
 as conditioning; the residual blocks are FiLM-conditioned on (flow time, proprio q, task) and
 the grid cells cross-attend to the context tokens [task, q, time] in the middle of the net.
+Options (PlannerConfig, off in the committed sets): `self_attention`, the grid cells then also
+attend to each other; `global_state`, an MLP over the whole current latent adds a state token
+to the conditioning (results/eval/planner_diagnosis measured both on push).
 """
 
 from __future__ import annotations
@@ -94,6 +97,8 @@ class LatentPlanner(nn.Module):
         self.attn_at = (p.layers + 1) // 2
         self.cross = _CrossAttn(d, p.heads)
         self.self_attn = _CrossAttn(d, p.heads) if p.self_attention else None
+        self.state_in = nn.Sequential(nn.Flatten(), nn.Linear(v * c * h * w, d), nn.SiLU(),
+                                      nn.Linear(d, d)) if p.global_state else None
         self.out_norm = _norm(d)
         self.out = nn.Conv2d(d, self.plan_ch, 3, padding=1)
         nn.init.zeros_(self.out.weight)
@@ -112,7 +117,12 @@ class LatentPlanner(nn.Module):
         qe = self.proprio_in(q)
         task = self.task_token.expand(b, -1)
         emb = te + qe + task
-        ctx = torch.stack([task, qe, te], dim=1)
+        tokens = [task, qe, te]
+        if self.state_in is not None:
+            se = self.state_in(z0)
+            emb = emb + se
+            tokens.append(se)
+        ctx = torch.stack(tokens, dim=1)
         hcur = self.x_in(torch.cat([x, z0.flatten(1, 2)], dim=1)) + self.pos
         for i, blk in enumerate(self.blocks):
             if i == self.attn_at:
