@@ -430,3 +430,46 @@ def test_planner_global_state_token_conditions_the_velocity():
         p.state_in[-1].bias.zero_()
         v0 = p.velocity(x, tau, z, q)
     assert float((v - v0).abs().max()) > 1e-3
+
+
+def test_planner_action_prior_is_trained_on_the_actions_and_conditions_the_plan(tmp_path):
+    """`action_prior`: the loss needs the windows' actions (teacher forcing); the sampled plan
+    follows the head's actions, so a different head gives a different plan; a tiny joint and
+    planner-only training run with it."""
+    from dataclasses import replace
+    cfg = tiny()
+    cfg = replace(cfg, planner=replace(cfg.planner, action_prior=True))
+    torch.manual_seed(0)
+    p = build_models(cfg)['planner']
+    for m in p.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.normal_(m.weight, std=0.2)
+    _, z, q, noise = batch(cfg)
+    fut = z[:, None] + 0.3 * torch.randn_like(noise)
+    tau = torch.full((len(z),), 0.5)
+    with pytest.raises(ValueError, match='action_prior'):
+        p.loss(z, q, fut, noise, tau)
+    acts = torch.randn(len(z), cfg.planner.horizon, cfg.action_dim)
+    mask = torch.ones(len(z), cfg.planner.horizon)
+    # the head's error is part of the loss: a head that predicts the actions lowers it
+    with torch.no_grad():
+        before = p.loss(z, q, fut, noise, tau, acts, mask)
+        head_err = float(((p.prior(z, q) - acts) ** 2).mean())
+        x = noise.flatten(1, 3)
+        v1 = p.velocity(x, tau, z, q, acts)
+        v2 = p.velocity(x, tau, z, q, -acts)
+        plan = p(z, q, noise)
+        p.prior.head[-1].bias.add_(1.0)
+        assert not torch.allclose(p(z, q, noise), plan)       # the plan follows the head
+    assert float((v1 - v2).abs().max()) > 1e-3
+    assert float(before) > head_err > 0
+    write_bags(tmp_path / 'bags')
+    c = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'))
+    c = replace(c, planner=replace(c.planner, action_prior=True))
+    train(c, tmp_path / 'm', tmp_path / 'w', progress=False, log=lambda s: None)
+    c2 = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'), planner_steps=4, planner_batch=4)
+    c2 = replace(c2, planner=replace(c2.planner, action_prior=True))
+    info = train_planner(c2, tmp_path / 'm', tmp_path / 'wp', progress=False,
+                         log=lambda s: None)
+    assert info['planner_training']['steps'] == 4
+    assert load_model_set(tmp_path / 'm').planner.prior is not None

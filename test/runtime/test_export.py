@@ -68,22 +68,23 @@ def test_fp32_export_matches_torch(model, tmp_path):
     _check_parity(model, tmp_path, lambda r: FP32_ATOL)
 
 
-def test_planner_with_self_attention_and_global_state_exports(tmp_path):
+def test_planner_with_every_option_exports(tmp_path):
     """`planner.self_attention`: nn.MultiheadAttention's inference fast path has no ONNX op,
-    so the export turns it off; with `planner.global_state` too, the denoiser and sampler
-    match torch like the rest."""
+    so the export turns it off; with `planner.global_state` and `planner.action_prior` too,
+    the denoiser and sampler match torch like the rest."""
     model = tmp_path / 'model'
     shutil.copytree(model_dir_for('franka_push'), model,
                     ignore=shutil.ignore_patterns('onnx'))
     info = json.loads((model / 'config.json').read_text())
     info['params']['planner.self_attention'] = True
     info['params']['planner.global_state'] = True
+    info['params']['planner.action_prior'] = True
     (model / 'config.json').write_text(json.dumps(info))
     torch.manual_seed(0)
     planner = build_models(config_from_params(ModelConfig, info['params']))['planner']
     torch.save(planner.state_dict(), model / 'planner.pt')
     loaded = load_model_set(model).planner
-    assert loaded.self_attn is not None and loaded.state_in is not None
+    assert None not in (loaded.self_attn, loaded.state_in, loaded.prior)
     torch.set_num_threads(1)
     export_model_set(model, tmp_path / 'onnx')
     _check_parity(str(model), tmp_path / 'onnx', lambda r: FP32_ATOL)

@@ -164,6 +164,7 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
         f'K = {cfg.planner.sample_steps} Euler steps'
         + (', self-attention over the grid' if cfg.planner.self_attention else '')
         + (', a global state token' if cfg.planner.global_state else '')
+        + (', conditioned on an action-prior head' if cfg.planner.action_prior else '')
         + (f', {pt["params"]} parameters' if pt else ''),
         '- files: autoencoder.pt, planner.pt, world_model.pt, inverse_dynamics.pt (state '
         'dicts), config.json (config params, data, training, metrics), norm_stats.json', '',

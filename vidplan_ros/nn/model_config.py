@@ -51,6 +51,11 @@ class PlannerConfig:
     # A summary token of the whole current latent (an MLP over the flattened grid, as a policy
     # regressor reads it) added to the FiLM conditioning and the context tokens.
     global_state: bool = False
+    # A policy head (conv + MLP from the current latent and joints to the H actions, trained
+    # on the recorded actions beside the flow loss) whose actions condition the plan: the
+    # flow then renders the motion it is told (the recorded actions while training, the
+    # head's at inference).
+    action_prior: bool = False
 
     def __post_init__(self) -> None:
         require_positive(self, 'horizon', 'd_model', 'layers', 'heads', 'sample_steps')

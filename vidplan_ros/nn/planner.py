@@ -13,7 +13,9 @@ as conditioning; the residual blocks are FiLM-conditioned on (flow time, proprio
 the grid cells cross-attend to the context tokens [task, q, time] in the middle of the net.
 Options (PlannerConfig, off in the committed sets): `self_attention`, the grid cells then also
 attend to each other; `global_state`, an MLP over the whole current latent adds a state token
-to the conditioning (results/eval/planner_diagnosis measured both on push).
+to the conditioning; `action_prior`, a policy head predicts the H actions from the current
+latent and joints, and the plan is conditioned on them (the recorded actions while training).
+results/eval/planner_diagnosis measured each on push.
 """
 
 from __future__ import annotations
@@ -76,6 +78,24 @@ class _CrossAttn(nn.Module):
         return x + out.transpose(1, 2).reshape(x.shape)
 
 
+class _ActionPrior(nn.Module):
+    """(z0 (B, V, C, h, w), q (B, n)) -> normalised actions (B, H, n): a small policy head."""
+
+    def __init__(self, v: int, c: int, h: int, w: int, n: int, horizon: int, d: int) -> None:
+        super().__init__()
+        self.horizon, self.n = horizon, n
+        self.conv = nn.Sequential(nn.Conv2d(v * c, d, 3, padding=1), nn.SiLU(),
+                                  nn.Conv2d(d, d, 3, stride=2, padding=1), nn.SiLU(),
+                                  nn.Flatten())
+        cells = ((h + 1) // 2) * ((w + 1) // 2)
+        self.head = nn.Sequential(nn.Linear(d * cells + n, 2 * d), nn.SiLU(),
+                                  nn.Linear(2 * d, horizon * n))
+
+    def forward(self, z0: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        f = torch.cat([self.conv(z0.flatten(1, 2)), q], dim=1)
+        return self.head(f).reshape(-1, self.horizon, self.n)
+
+
 class LatentPlanner(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -99,6 +119,10 @@ class LatentPlanner(nn.Module):
         self.self_attn = _CrossAttn(d, p.heads) if p.self_attention else None
         self.state_in = nn.Sequential(nn.Flatten(), nn.Linear(v * c * h * w, d), nn.SiLU(),
                                       nn.Linear(d, d)) if p.global_state else None
+        self.prior = _ActionPrior(v, c, h, w, cfg.action_dim, p.horizon, d) \
+            if p.action_prior else None
+        self.prior_in = nn.Sequential(nn.Linear(p.horizon * cfg.action_dim, d), nn.SiLU(),
+                                      nn.Linear(d, d)) if p.action_prior else None
         self.out_norm = _norm(d)
         self.out = nn.Conv2d(d, self.plan_ch, 3, padding=1)
         nn.init.zeros_(self.out.weight)
@@ -110,8 +134,9 @@ class LatentPlanner(nn.Module):
         self.res_scale.copy_(d.pow(2).mean(dim=(0, 4, 5)).sqrt().clamp(min=1e-3))
 
     def velocity(self, x: torch.Tensor, tau: torch.Tensor, z0: torch.Tensor,
-                 q: torch.Tensor) -> torch.Tensor:
-        """Flow velocity (B, H*V*C, h, w) at x (same), tau (B,), z0 (B, V, C, h, w), q."""
+                 q: torch.Tensor, act: torch.Tensor | None = None) -> torch.Tensor:
+        """Flow velocity (B, H*V*C, h, w) at x (same), tau (B,), z0 (B, V, C, h, w), q;
+        `act` (B, H, n) the actions the plan renders (`action_prior`; default the head's)."""
         b = x.shape[0]
         te = self.time_mlp(timestep_embedding(tau, self.pos.shape[1]))
         qe = self.proprio_in(q)
@@ -122,6 +147,11 @@ class LatentPlanner(nn.Module):
             se = self.state_in(z0)
             emb = emb + se
             tokens.append(se)
+        if self.prior_in is not None:
+            assert self.prior is not None
+            ae = self.prior_in((self.prior(z0, q) if act is None else act).flatten(1))
+            emb = emb + ae
+            tokens.append(ae)
         ctx = torch.stack(tokens, dim=1)
         hcur = self.x_in(torch.cat([x, z0.flatten(1, 2)], dim=1)) + self.pos
         for i, blk in enumerate(self.blocks):
@@ -140,34 +170,54 @@ class LatentPlanner(nn.Module):
         return self.res_scale.reshape(1, self.plan_ch, 1, 1)
 
     def loss(self, z0: torch.Tensor, q: torch.Tensor, future: torch.Tensor,
-             noise: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        """Flow-matching MSE for future (B, H, V, C, h, w), noise like future, tau (B,)."""
-        return self.loss_and_first(z0, q, future, noise, tau)[0]
+             noise: torch.Tensor, tau: torch.Tensor, actions: torch.Tensor | None = None,
+             mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Flow-matching MSE for future (B, H, V, C, h, w), noise like future, tau (B,); with
+        `action_prior`, plus the head's MSE on the window's normalised actions (B, H, n) where
+        `mask` (B, H) is 1."""
+        return self.loss_and_first(z0, q, future, noise, tau, actions, mask)[0]
+
+    def _prior_terms(self, z0: torch.Tensor, q: torch.Tensor, actions: torch.Tensor | None,
+                     mask: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(the actions to condition on, the prior head's loss) for `action_prior`: the
+        recorded actions where there are any (teacher forcing), the head's elsewhere."""
+        if self.prior is None:
+            return None, torch.zeros(())
+        if actions is None or mask is None:
+            raise ValueError("planner.action_prior: the planner loss needs the windows' "
+                             'actions and their mask')
+        pred = self.prior(z0, q)
+        m = mask[..., None]
+        err = (((pred - actions) ** 2) * m).sum() / (m.sum() * actions.shape[-1]).clamp(min=1)
+        return torch.where(m > 0, actions, pred.detach()), err
 
     def loss_and_first(self, z0: torch.Tensor, q: torch.Tensor, future: torch.Tensor,
-                       noise: torch.Tensor, tau: torch.Tensor
+                       noise: torch.Tensor, tau: torch.Tensor,
+                       actions: torch.Tensor | None = None, mask: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """The flow loss and the net's estimate of the first future frame (B, V, C, h, w)
         from x_tau (one Euler step to tau = 1), for losses on what the plan implies."""
+        act, prior_loss = self._prior_terms(z0, q, actions, mask)
         b, _, _, _, h, w = future.shape
         x1 = (future - z0[:, None]).reshape(b, self.plan_ch, h, w) / self._scale()
         x0 = noise.reshape(b, self.plan_ch, h, w)
         t = tau[:, None, None, None]
         xt = (1 - t) * x0 + t * x1
-        v = self.velocity(xt, tau, z0, q)
+        v = self.velocity(xt, tau, z0, q, act)
         x1_hat = (xt + (1 - t) * v) * self._scale()
         first = x1_hat.reshape(b, self.horizon, *self.latent_shape)[:, 0] + z0
-        return ((v - (x1 - x0)) ** 2).mean(), first
+        return ((v - (x1 - x0)) ** 2).mean() + prior_loss, first
 
     def forward(self, z0: torch.Tensor, q: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Sample the plan (B, H, V, C, h, w) from noise (B, H, V, C, h, w): K Euler steps."""
         b = z0.shape[0]
         h, w = self.latent_shape[2:]
         x = noise.reshape(b, self.plan_ch, h, w)
+        act = None if self.prior is None else self.prior(z0, q)
         dt = 1.0 / self.steps
         for k in range(self.steps):
             tau = torch.full((b,), k * dt, dtype=x.dtype, device=x.device)
-            x = x + dt * self.velocity(x, tau, z0, q)
+            x = x + dt * self.velocity(x, tau, z0, q, act)
         x = x * self._scale()
         return x.reshape(b, self.horizon, *self.latent_shape) + z0[:, None]
 

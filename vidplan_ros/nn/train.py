@@ -56,7 +56,7 @@ class _DynLoss(nn.Module):
                 noise: torch.Tensor, tau: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
                                                                  torch.Tensor]:
         """z (B, H+1, V, C, h, w), q (B, H+1, n), a (B, H, n), mask (B, H) of valid steps."""
-        fm = self.planner.loss(z[:, 0], q[:, 0], z[:, 1:], noise, tau)
+        fm = self.planner.loss(z[:, 0], q[:, 0], z[:, 1:], noise, tau, a, mask)
         k = self.rollout
         zr, qr = self.world_model.rollout(z[:, 0], q[:, 0], a[:, :k])
         m = mask[:, :k]
@@ -420,13 +420,21 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
                                     'elapsed_s': elapsed + time.time() - t_start})
 
     h_rows, h_noise, h_tau = _heldout_draw(z_all, held, 512, tc.seed + 7)
+    a_all = old.normalize_action(torch.as_tensor(ds.action, dtype=torch.float32))
+    has = torch.as_tensor(ds.has_action, dtype=torch.float32)
+
+    def window_actions(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised actions (B, H, n) of windows (B, H + 1) and their mask (B, H): 1 where
+        a step has a recorded action inside its sequence."""
+        valid = has[rows[:, :-1]] * (rows[:, 1:] != rows[:, :-1]).float()
+        return a_all[rows[:, :-1]].to(device), valid.to(device)
 
     def held_flow() -> float:
         planner.eval()
         with torch.no_grad():
             v = planner.loss(z_all[h_rows[:, 0]].to(device), q_all[h_rows[:, 0]].to(device),
                              z_all[h_rows[:, 1:]].to(device), h_noise.to(device),
-                             h_tau.to(device))
+                             h_tau.to(device), *window_actions(h_rows))
         planner.train()
         return float(v)
 
@@ -442,8 +450,6 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
         planner.train()
         return float(cos[:, 0].mean()), float(cos[:, -1].mean()), float(copy[:, -1].mean())
 
-    a_all = old.normalize_action(torch.as_tensor(ds.action, dtype=torch.float32))
-    has = torch.as_tensor(ds.has_action, dtype=torch.float32)
     inv = old.inverse_dynamics.to(device).eval().requires_grad_(False)
 
     def act_loss(rows: torch.Tensor, z: torch.Tensor, noise: torch.Tensor,
@@ -451,9 +457,10 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
         """Flow loss plus `planner_action_weight` x the frozen inverse dynamics' error on the
         planner's estimate of the first future frame."""
         q0 = q_all[rows[:, 0]].to(device)
+        acts, valid = window_actions(rows)
         if tc.planner_action_weight == 0:
-            return planner.loss(z[:, 0], q0, z[:, 1:], noise, tau)
-        fm, first = planner.loss_and_first(z[:, 0], q0, z[:, 1:], noise, tau)
+            return planner.loss(z[:, 0], q0, z[:, 1:], noise, tau, acts, valid)
+        fm, first = planner.loss_and_first(z[:, 0], q0, z[:, 1:], noise, tau, acts, valid)
         m = has[rows[:, 0]].to(device)
         err = ((inv(z[:, 0], first, q0) - a_all[rows[:, 0]].to(device)) ** 2).mean(-1)
         return fm + tc.planner_action_weight * (err * m).sum() / m.sum().clamp(min=1)
