@@ -452,17 +452,17 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
 
     inv = old.inverse_dynamics.to(device).eval().requires_grad_(False)
 
-    def act_loss(rows: torch.Tensor, z: torch.Tensor, noise: torch.Tensor,
-                 tau: torch.Tensor) -> torch.Tensor:
-        """Flow loss plus `planner_action_weight` x the frozen inverse dynamics' error on the
-        planner's estimate of the first future frame."""
+    def planner_loss(rows: torch.Tensor, z: torch.Tensor, noise: torch.Tensor,
+                     tau: torch.Tensor) -> torch.Tensor:
+        """The planner's loss, plus `planner_action_weight` x the frozen inverse dynamics'
+        error on the planner's estimate of the first future frame."""
         q0 = q_all[rows[:, 0]].to(device)
         acts, valid = window_actions(rows)
         if tc.planner_action_weight == 0:
             return planner.loss(z[:, 0], q0, z[:, 1:], noise, tau, acts, valid)
         fm, first = planner.loss_and_first(z[:, 0], q0, z[:, 1:], noise, tau, acts, valid)
-        m = has[rows[:, 0]].to(device)
-        err = ((inv(z[:, 0], first, q0) - a_all[rows[:, 0]].to(device)) ** 2).mean(-1)
+        m = valid[:, 0]   # has_action of the first frame (its next frame is in its sequence)
+        err = ((inv(z[:, 0], first, q0) - acts[:, 0]) ** 2).mean(-1)
         return fm + tc.planner_action_weight * (err * m).sum() / m.sum().clamp(min=1)
 
     losses: list[float] = []
@@ -476,7 +476,7 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
             noise = torch.randn(z[:, 1:].shape, generator=gen).to(device)
             tau = torch.rand(len(rows), generator=gen).to(device)
             _set_lr(opt, lr, step, steps_total)
-            loss = act_loss(rows, z, noise, tau)
+            loss = planner_loss(rows, z, noise, tau)
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(planner.parameters(), 1.0)
