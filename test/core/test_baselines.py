@@ -1,5 +1,6 @@
 """Baselines behind the grounding interface, on the synthetic models of test_grounding."""
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -46,7 +47,8 @@ def grounders(wm, cfg=None):
 
 
 def test_every_method_returns_a_well_formed_result(wm):
-    problem, _ = make_problem(wm, H=4, corrupt=0.2, a_max=0.2, q_lim=0.5)
+    problem, actions = make_problem(wm, H=4, corrupt=0.2, a_max=0.2, q_lim=0.5)
+    problem = replace(problem, action_prior=actions.numpy())
     b = problem.bounds
     cfg = GrounderConfig(mpc_cem=CemConfig(samples=32, elites=4, iterations=3),
                          mpc_gd=GdConfig(steps=10), wav=WavConfig(samples=6, elites=2))
@@ -161,3 +163,26 @@ def test_cem_is_deterministic_and_uses_the_warm_start(wm):
     truth = WarmStart(actions.numpy(), np.zeros((5, *wm.latent_shape)), np.zeros((5, 3)))
     r = g(problem, truth)                    # the warm mean is sample 0: the exact answer
     assert r.rollout_alignment > 0.9999
+
+
+def test_policy_executes_the_action_prior_and_needs_one(wm):
+    problem, actions = make_problem(wm, H=5, corrupt=0.3)
+    policy = make_grounder('policy', wm)
+    with pytest.raises(VidplanError, match='action_prior: true'):
+        policy(problem)
+    # a prior outside the box is clipped into it; the rest is executed as proposed
+    prior = actions.numpy().copy()
+    prior[0, 0] = 10.0
+    r = policy(replace(problem, action_prior=prior))
+    b = problem.bounds
+    assert r.actions[0, 0] == pytest.approx(b.action_max[0])
+    np.testing.assert_allclose(r.actions[1:], actions.numpy()[1:], atol=1e-6)
+    # the committed latents are the model's own rollout: feasible, and not the corrupted plan
+    assert r.dynamics_residual < 1e-5
+    _, z_roll, _ = rollout_error(wm, problem, r.actions)
+    np.testing.assert_allclose(r.latents.reshape(6, -1), z_roll.numpy(), atol=1e-5)
+    with pytest.raises(VidplanError, match='action_prior must be finite'):
+        replace(problem, action_prior=prior[:3])
+    prior[2, 1] = np.nan
+    with pytest.raises(VidplanError, match='action_prior must be finite'):
+        replace(problem, action_prior=prior)

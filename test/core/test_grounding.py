@@ -233,6 +233,28 @@ def test_bounds_from_robot_spec():
     assert b.joint_max_rad[3] == pytest.approx(-0.1518 - spec.position_margin_rad)
 
 
+def test_action_prior_anchors_the_solution(wm):
+    from dataclasses import replace as dc_replace
+
+    from vidplan_ros.core.baselines import GrounderConfig, make_grounder
+    problem, actions = make_problem(wm, corrupt=0.5)
+    prior = (0.5 * actions).numpy()          # feasible, and not what the plan shows
+    anchored = dc_replace(problem, action_prior=prior)
+    free = dc_replace(ACCURATE, prior_weight=0.0)   # the prior is ignored
+    np.testing.assert_allclose(ground(anchored, wm, free).actions,
+                               ground(problem, wm, free).actions, atol=1e-6)
+    dist = [float(np.abs(ground(anchored, wm, dc_replace(ACCURATE, prior_weight=w)).actions
+                         - prior).max()) for w in (0.0, 1.0, 100.0)]
+    assert dist[0] > dist[1] > dist[2] and dist[2] < 0.05 * dist[0]
+    # the grounder starts from the prior at every replan (not from the previous solution)
+    cfg = GrounderConfig(gvp_wm=GroundingConfig(prior_weight=100.0, refine=True))
+    g = make_grounder('gvp_wm', wm, cfg, inverse_dynamics=wm.inverse)
+    stale = shift_warm_start(ground(problem, wm, ACCURATE), 0)
+    np.testing.assert_allclose(g(anchored, stale).actions, prior, atol=0.05 * dist[0])
+    with pytest.raises(ConfigValueError, match='prior_weight'):
+        GroundingConfig(prior_weight=-1.0)
+
+
 def test_grounding_yaml_is_the_defaults():
     from vidplan_ros.core.baselines import GrounderConfig
     assert load_config(GrounderConfig, config_dir() / 'grounding.yaml') == GrounderConfig()
@@ -285,6 +307,10 @@ def test_planner_and_inverse_dynamics_adapters():
     assert float(planner.sample(z0, q0, noise, 0)[0, 0, 0, 0, 0]) == 8.0     # q_n = 1, 8 steps
     assert float(planner.sample(z0, q0, noise, 2)[0, 0, 0, 0, 0]) == 2.0
     assert net.steps == 8                                                   # restored
+    assert planner.prior_actions(z0, q0) is None                            # no head
+    net.prior = lambda z, q_n: q_n[:, None].expand(-1, 3, -1)               # a_n = q_n
+    np.testing.assert_allclose(planner.prior_actions(z0, q0)[0].numpy(),
+                               [[1.0 * 0.5 + 0.1, 0.25 * 0.25]] * 3)
     inv = NormalizedInverseDynamics(lambda z, zn, q_n: q_n, _Norm())         # a_n = q_n
     a = inv(z0, z0, q0)
     np.testing.assert_allclose(a.numpy(), [[1.0 * 0.5 + 0.1, 0.25 * 0.25]])

@@ -8,6 +8,9 @@
   initialised on the line from z_0 to the goal).
 - ``actions_only``: latents fixed to the video plan; actions (and joints) fitted so each plan
   step is a model step (no latent collocation).
+- ``policy``: the actions the planner's action-prior head proposes (``problem.action_prior``,
+  the actions its video plan is conditioned on), executed without the video: the ablation that
+  says what imagining the video adds.
 - ``wav`` (WAV-style): iteratively resample the planner's noise around elite candidates; each
   candidate plan is turned into actions by inverse dynamics and scored by the world-model rollout
   (consistency with its own plan + reaching the goal).
@@ -36,7 +39,7 @@ from vidplan_ros.core.grounding_types import (Grounder, GroundingProblem, Ground
                                               to_tensors)
 
 METHODS = ('gvp_wm', 'inverse_dynamics', 'mpc_cem', 'mpc_gd', 'collocation', 'actions_only',
-           'wav')
+           'wav', 'policy')
 
 
 def _weights_ok(cfg: object) -> None:
@@ -171,7 +174,10 @@ def make_grounder(method: str, world_model: WorldModel, cfg: GrounderConfig | No
     def gvp_wm(p: GroundingProblem, w: WarmStart | None) -> GroundingResult:
         t0 = time.perf_counter()
         w = w or p.warm_start
-        if w is None and inverse_dynamics is not None and cfg.init_from_inverse_dynamics:
+        if cfg.gvp_wm.prior_weight and p.action_prior is not None:
+            # the prior is made for this state: a better start than the previous solution
+            w = shift_warm_start(policy_result(p, wm, 'gvp_wm'), 0)
+        elif w is None and inverse_dynamics is not None and cfg.init_from_inverse_dynamics:
             w = shift_warm_start(_inverse_dynamics(p, wm, inverse_dynamics), 0)
         r = ground(p, wm, cfg.gvp_wm, w)
         return replace(r, compute_time_s=time.perf_counter() - t0)
@@ -185,6 +191,7 @@ def make_grounder(method: str, world_model: WorldModel, cfg: GrounderConfig | No
         'mpc_gd': lambda p, w: _gd(p, wm, cfg.mpc_gd, w),
         'actions_only': lambda p, w: _actions_only(p, wm, cfg.actions_only, w),
         'wav': lambda p, w: _wav(p, wm, planner, inverse_dynamics, cfg.wav),
+        'policy': lambda p, w: policy_result(p, wm),
     }
     return _Grounder(method, fns[method])
 
@@ -240,6 +247,22 @@ def _inverse_dynamics(problem: GroundingProblem, wm: WorldModel,
     acts, q = _plan_actions(wm, inv, pt, pt.plan[None])
     latents = torch.cat([pt.z0[None], pt.plan])
     return make_result('inverse_dynamics', wm, pt, acts[0], latents, q[0], t0, iterations=1)
+
+
+@torch.no_grad()
+def policy_result(problem: GroundingProblem, wm: WorldModel,
+                  method: str = 'policy') -> GroundingResult:
+    """``problem.action_prior`` projected into the bounds and rolled out by the world model
+    (its latents are the committed trajectory, so the residual is 0 and the alignment says
+    how far the policy's motion is from the video plan)."""
+    t0 = time.perf_counter()
+    if problem.action_prior is None:
+        raise VidplanError("'policy' needs the planner's action prior: a model set trained "
+                           'with planner.action_prior: true (e.g. franka_push)')
+    pt = to_tensors(problem, model_device(wm))
+    acts = torch.as_tensor(problem.action_prior, dtype=torch.float32, device=pt.z0.device)
+    Z, Q, A = rollout(wm, pt, acts[None])
+    return make_result(method, wm, pt, A[0], Z[0], Q[0], t0, iterations=1, rolled=Z[0])
 
 
 @torch.no_grad()

@@ -5,6 +5,7 @@ Decision variables are the latents ``Z = z_1..z_H`` (``z_0`` is observed), the j
 
     min   λv Σ_t ||φ(z_t) - φ(ẑ_t)||²  +  λg ||φ(z_H) - φ(g)||²               (video, goal)
         + λa Σ_t mean(u_t²)  +  λs Σ_t mean((u_{t+1} - u_t)²)                (action, smooth)
+        + λp Σ_t mean((u_t - ū_t)²)                                          (action prior)
     s.t.  c_t = (z_{t+1} - f_z(z_t, q_t, a_t)) / ||z_0|| = 0                     (dynamics)
           d_t = (q_{t+1} - f_q(z_t, q_t, a_t)) / s_q = 0                         (proprio)
           a_t in the action box, q_t + a_t and q_t in the joint limits           (projection)
@@ -33,6 +34,14 @@ model in one batch and the best by the same video/goal cost is returned, committ
 rollout (so its residual is 0 and its alignment is the rollout's). Within a real-time budget the
 collocation is rarely converged on a trained model and its residuals compound over an open-loop
 rollout; this keeps the answer at least as good, by the model, as where it started.
+
+With ``prior_weight`` λp > 0 and a problem that carries an ``action_prior`` ``ā`` (the actions
+the planner's policy head proposes, which its video plan was conditioned on; ``ū = ā / s_a``),
+the solver also stays near those actions, and the grounder starts from them at every replan
+(``baselines.make_grounder``). On franka/push the learned video plans are too noisy to carry the
+action (results/eval/planner_diagnosis): grounding them alone pushed 0/20 tuning episodes;
+anchored at λp = 0.15, 0.5 and 2, 6, 4 and 5 of 20; the prior alone 5 of 20. Problems without a
+prior (model sets without the head) are solved as before.
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ class GroundingConfig:
     goal_weight: float = 0.0             # λg: cosine alignment of z_H to the goal latent
     action_weight: float = 0.0           # λa: action magnitude (units of s_a)
     smooth_weight: float = 0.0           # λs: action change between steps
+    prior_weight: float = 0.15           # λp: distance to the problem's action_prior (in s_a)
     outer_iterations: int = 2            # multiplier / penalty updates at most (real time: 2)
     inner_steps: int = 6                 # gradient steps per outer iteration
     lr: float = 0.6                      # step as a fraction of the diagonal Newton step
@@ -82,7 +92,7 @@ class GroundingConfig:
 
     def __post_init__(self) -> None:
         for name in ('video_weight', 'goal_weight', 'action_weight', 'smooth_weight',
-                     'refine_std'):
+                     'prior_weight', 'refine_std'):
             value = getattr(self, name)
             require(math.isfinite(value) and value >= 0, name, value, 'a number >= 0')
         require(self.video_weight + self.goal_weight > 0, 'video_weight', self.video_weight,
@@ -120,6 +130,8 @@ def ground(problem: GroundingProblem, world_model: WorldModel,
     a_scale = action_scale(wm, pt)
     q_scale = cfg.proprio_scale_rad
     Z, Q, A = _initial_guess(wm, pt, cfg, warm)
+    u_prior = None if not cfg.prior_weight or problem.action_prior is None else (
+        torch.as_tensor(problem.action_prior, dtype=torch.float32, device=Z.device) / a_scale)
     n, n_a, A_start = Q.shape[1], A.shape[1], A.clone()
     lam, mu = torch.zeros(H, D + n, device=Z.device), cfg.penalty_init
     # One flat variable X = [Y | V | U] (latents, joint corrections, actions; scaled units).
@@ -132,12 +144,12 @@ def ground(problem: GroundingProblem, world_model: WorldModel,
     shrink, evaluations, done = 1.0, 0, False
     for _ in range(cfg.outer_iterations):
         penalties.append(mu)
-        precondition = _preconditioner(cfg, mu, H, D, n, *gains)
+        precondition = _preconditioner(cfg, mu, H, D, n, *gains, prior=u_prior is not None)
         best.loss = math.inf
         for _ in range(cfg.inner_steps):
             A = U * a_scale
             c = constraints(wm, pt, Y * z_unit, joint_base(pt, A) + V * q_scale, A, q_scale)
-            loss = _cost(cfg, pt, Y, U) + (lam * c).sum() + 0.5 * mu * c.pow(2).sum()
+            loss = _cost(cfg, pt, Y, U, u_prior) + (lam * c).sum() + 0.5 * mu * c.pow(2).sum()
             evaluations += 1
             if best.accepts(float(loss.detach())):
                 (grad,) = torch.autograd.grad(loss, [X])
@@ -165,7 +177,7 @@ def ground(problem: GroundingProblem, world_model: WorldModel,
         q = torch.cat([pt.q0[None], joint_base(pt, A) + V.detach() * q_scale])
         rolled = None
         if cfg.refine:
-            A, latents, q = _refine(wm, pt, cfg, torch.stack([A, A_start]), a_scale)
+            A, latents, q = _refine(wm, pt, cfg, torch.stack([A, A_start]), a_scale, u_prior)
             rolled = latents
     return make_result(method, wm, pt, A, latents, q, t0, iterations=evaluations,
                        outer_iterations=len(penalties), penalties=tuple(penalties),
@@ -243,7 +255,8 @@ def _gains(wm: WorldModel, pt: ProblemTensors, a0: torch.Tensor, a_scale: torch.
 
 
 def _preconditioner(cfg: GroundingConfig, mu: float, H: int, D: int, n: int, s: float,
-                    gram: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+                    gram: torch.Tensor, prior: bool = False
+                    ) -> Callable[[torch.Tensor], torch.Tensor]:
     """``g -> lr · P g``, ``P`` the inverse of a block-structured Gauss-Newton curvature of ``L``
     in the flat ``[Y | V | U]`` layout.
 
@@ -265,7 +278,7 @@ def _preconditioner(cfg: GroundingConfig, mu: float, H: int, D: int, n: int, s: 
     joint = torch.full((H, n), 2 * mu, device=dev)
     joint[-1] = mu
     P_joint = cfg.lr / joint.flatten()
-    reg = (2 * cfg.action_weight + 4 * cfg.smooth_weight) / n_a
+    reg = (2 * cfg.action_weight + 4 * cfg.smooth_weight + 2 * cfg.prior_weight * prior) / n_a
     curv = mu * gram + (reg + 1e-6 * mu * float(gram.diagonal().mean()) + 1e-9) * torch.eye(
         n_a, device=dev)
     P_action = cfg.lr * torch.linalg.inv(curv)
@@ -334,9 +347,10 @@ def constraints(wm: WorldModel, pt: ProblemTensors, Z: torch.Tensor, Q: torch.Te
                       (Q - q_next) / q_scale], dim=-1)
 
 
-def _cost(cfg: GroundingConfig, pt: ProblemTensors, Z: torch.Tensor,
-          U: torch.Tensor) -> torch.Tensor:
-    """Objective ``J`` for latents ``Z (..., H, D)`` and scaled actions ``U (..., H, A)``."""
+def _cost(cfg: GroundingConfig, pt: ProblemTensors, Z: torch.Tensor, U: torch.Tensor,
+          u_prior: torch.Tensor | None = None) -> torch.Tensor:
+    """Objective ``J`` for latents ``Z (..., H, D)`` and scaled actions ``U (..., H, A)``;
+    ``u_prior (H, A)`` the scaled action prior when its term is on."""
     J = torch.zeros(Z.shape[:-2], device=Z.device)
     if cfg.video_weight:
         J = J + cfg.video_weight * (2 - 2 * cosine(Z, pt.plan)).sum(-1)
@@ -346,6 +360,8 @@ def _cost(cfg: GroundingConfig, pt: ProblemTensors, Z: torch.Tensor,
         J = J + cfg.action_weight * U.pow(2).mean(-1).sum(-1)
     if cfg.smooth_weight and U.shape[-2] > 1:
         J = J + cfg.smooth_weight * (U[..., 1:, :] - U[..., :-1, :]).pow(2).mean(-1).sum(-1)
+    if u_prior is not None:
+        J = J + cfg.prior_weight * (U - u_prior).pow(2).mean(-1).sum(-1)
     return J
 
 
@@ -372,8 +388,9 @@ def project_variables(pt: ProblemTensors, V: torch.Tensor, U: torch.Tensor, q_sc
 
 
 def _refine(wm: WorldModel, pt: ProblemTensors, cfg: GroundingConfig, cand: torch.Tensor,
-            a_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Best rollout (by the video and goal cost) among the candidate action sequences ``cand
+            a_scale: torch.Tensor, u_prior: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Best rollout (by the solver's cost) among the candidate action sequences ``cand
     (K, H, A)`` (the solution first, then the starting guess) and ``refine_samples`` Gaussian
     perturbations of the solution."""
     A = cand[0]
@@ -381,11 +398,11 @@ def _refine(wm: WorldModel, pt: ProblemTensors, cfg: GroundingConfig, cand: torc
     noise = torch.randn((cfg.refine_samples, *A.shape), generator=gen, device=A.device)
     cand = torch.cat([cand, A + noise * cfg.refine_std * a_scale])
     Z, Q, acts = rollout(wm, pt, cand)
-    best = int(torch.argmin(_cost(cfg, pt, Z[:, 1:], acts / a_scale)))
+    best = int(torch.argmin(_cost(cfg, pt, Z[:, 1:], acts / a_scale, u_prior)))
     return acts[best], Z[best], Q[best]
 
 
 def collocation_config(cfg: GroundingConfig) -> GroundingConfig:
     """The same solver without video guidance: λv = 0, goal term on, latents interpolated."""
-    return replace(cfg, video_weight=0.0, goal_weight=cfg.goal_weight or 1.0,
+    return replace(cfg, video_weight=0.0, goal_weight=cfg.goal_weight or 1.0, prior_weight=0.0,
                    latent_init='interpolate', warm_latents='previous')

@@ -147,6 +147,9 @@ class GroundingProblem:
         bounds: action box and joint limits.
         goal_latent: ``(*Z)`` task goal for goal terms; None = ``video_plan[-1]``.
         warm_start: previous solution shifted to now, or None.
+        action_prior: ``(H, A)`` actions a policy proposes for this state (the planner's
+            action-prior head, the actions its plan was conditioned on), or None. The
+            ``policy`` method executes them; GVP-WM can start from and stay near them.
     """
 
     z0: np.ndarray
@@ -155,6 +158,7 @@ class GroundingProblem:
     bounds: ActionBounds
     goal_latent: np.ndarray | None = None
     warm_start: WarmStart | None = None
+    action_prior: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         zs, plan = tuple(np.shape(self.z0)), tuple(np.shape(self.video_plan))
@@ -165,6 +169,12 @@ class GroundingProblem:
             raise VidplanError(f'q0 must be (n,); got shape {np.shape(self.q0)}')
         if self.goal_latent is not None and tuple(np.shape(self.goal_latent)) != zs:
             raise VidplanError(f'goal_latent must have the shape of z0 {zs}')
+        if self.action_prior is not None:
+            want = (plan[0], np.shape(self.bounds.action_min)[0])
+            if tuple(np.shape(self.action_prior)) != want or not np.all(
+                    np.isfinite(self.action_prior)):
+                raise VidplanError(f'action_prior must be finite (H, A) = {want}; got shape '
+                                   f'{np.shape(self.action_prior)}')
 
     @property
     def horizon(self) -> int:
@@ -402,6 +412,17 @@ class NormalizedPlanner:
             raise VidplanError(f'the planner imagines H = {self.horizon} frames; the grounding '
                                f'problem has H = {horizon}')
         return (horizon, *self.latent_shape)
+
+    def prior_actions(self, z0: torch.Tensor, q0: torch.Tensor) -> torch.Tensor | None:
+        """``(B, H, A)`` actions (rad) of the planner's action-prior head for ``z0 (B, *Z)``,
+        ``q0 (B, n)`` rad, the ones its plans are conditioned on; None without a head
+        (``planner.action_prior``). A small torch MLP on every backend."""
+        head = getattr(self.module, 'prior', None)
+        if head is None:
+            return None
+        with torch.no_grad():
+            a_n = head(z0, (q0 - self.norm.q_mean) / self.norm.q_std)
+        return a_n * self.norm.a_std + self.norm.a_mean
 
     def sample(self, z0: torch.Tensor, q0: torch.Tensor, noise: torch.Tensor,
                num_steps: int) -> torch.Tensor:

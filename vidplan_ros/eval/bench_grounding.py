@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog='vidplan bench grounding',
                                      description=__doc__.split('\n')[0])
     parser.add_argument('--models', default=','.join(MODELS))
-    parser.add_argument('--methods', default=','.join(METHODS))
+    parser.add_argument('--methods', default=','.join(m for m in METHODS if m != 'policy'))
     parser.add_argument('--seeds', default='1000-1001')
     parser.add_argument('--ticks', type=int, default=6, help='plan steps per seed')
     parser.add_argument('--repeats', type=int, default=3, help='best of N calls per problem')

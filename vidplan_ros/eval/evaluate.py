@@ -527,10 +527,25 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
                            f'{exc.allowed}') from None
 
 
+def _without_unavailable(cfg: EvalConfig) -> EvalConfig:
+    """`--methods all` on a model set without an action-prior head: no 'policy' to run."""
+    import json
+
+    from vidplan_ros.runtime.pipeline import model_dir_for
+    if 'policy' not in cfg.methods or len(cfg.methods) == 1:
+        return cfg
+    info = json.loads((model_dir_for(cfg.model_name) / 'config.json').read_text())
+    if info['params'].get('planner.action_prior', False):
+        return cfg
+    return replace(cfg, methods=tuple(m for m in cfg.methods if m != 'policy'))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
+    if args.methods == 'all':
+        cfg = _without_unavailable(cfg)
     result = run_eval(cfg, args.out, command='vidplan eval ' + shlex.join(argv),
                       progress=not args.no_progress)
     from vidplan_ros.eval.eval_report import to_markdown

@@ -241,9 +241,19 @@ class Pipeline:
 
     def ground(self, z0: np.ndarray, q0_rad: np.ndarray, video_plan: np.ndarray,
                warm_start: WarmStart | None = None) -> GroundingResult:
-        problem = GroundingProblem(z0=z0, q0=np.asarray(q0_rad, np.float32),
-                                   video_plan=video_plan, bounds=self.bounds)
+        q0 = np.asarray(q0_rad, np.float32)
+        problem = GroundingProblem(z0=z0, q0=q0, video_plan=video_plan, bounds=self.bounds,
+                                   action_prior=self.action_prior(z0, q0))
         return self.grounder(problem, warm_start)
+
+    def action_prior(self, z0: np.ndarray, q0_rad: np.ndarray) -> np.ndarray | None:
+        """``(H, A)`` actions (rad) of the planner's action-prior head for ``(z0, q0)``, the
+        ones its plans are conditioned on, or None when the model set has no head."""
+        dev = self.cfg.device
+        a = self.planner.prior_actions(torch.as_tensor(z0[None], device=dev),
+                                       torch.as_tensor(np.asarray(q0_rad, np.float32)[None],
+                                                       device=dev))
+        return None if a is None else a[0].cpu().numpy()
 
     def to_plan(self, result: GroundingResult, stamp_s: float) -> GroundedPlan:
         """Joint targets of ``result``: ``q_pred[0]`` (the measured joints) at the stamp, then
