@@ -39,9 +39,10 @@ With ``prior_weight`` λp > 0 and a problem that carries an ``action_prior`` ``�
 the planner's policy head proposes, which its video plan was conditioned on; ``ū = ā / s_a``),
 the solver also stays near those actions, and the grounder starts from them at every replan
 (``baselines.make_grounder``). On franka/push the learned video plans are too noisy to carry the
-action (results/eval/planner_diagnosis): grounding them alone pushed 0/20 tuning episodes;
-anchored at λp = 0.15, 0.5 and 2, 6, 4 and 5 of 20; the prior alone 5 of 20. Problems without a
-prior (model sets without the head) are solved as before.
+action (results/eval/planner_diagnosis): grounding them alone, started from the prior, pushed
+0/20 tuning episodes; on the unseen seeds 20000-20049 anchored at λp = 0.15 6/50 and at λp = 2
+10/50, the prior alone 12/50, inverse dynamics on the plan 7/50. Problems without a prior
+(model sets without the head) are solved as before.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class GroundingConfig:
     goal_weight: float = 0.0             # λg: cosine alignment of z_H to the goal latent
     action_weight: float = 0.0           # λa: action magnitude (units of s_a)
     smooth_weight: float = 0.0           # λs: action change between steps
-    prior_weight: float = 0.15           # λp: distance to the problem's action_prior (in s_a)
+    prior_weight: float = 2.0            # λp: distance to the problem's action_prior (in s_a)
     outer_iterations: int = 2            # multiplier / penalty updates at most (real time: 2)
     inner_steps: int = 6                 # gradient steps per outer iteration
     lr: float = 0.6                      # step as a fraction of the diagonal Newton step
