@@ -165,3 +165,13 @@ def test_fixed_latency_lets_the_sim_run_during_the_replan():
     assert real.charge_s(t) == pytest.approx(0.07)
     with pytest.raises(VidplanError, match='latency'):
         EpisodeConfig(latency='sometimes')
+
+
+def test_methods_all_runs_policy_only_where_the_model_set_has_the_head():
+    from vidplan_ros.eval.evaluate import _without_unavailable
+    from vidplan_ros.core.baselines import METHODS
+    reach = EvalConfig(task='franka/reach', methods=METHODS, seeds=(1000,))
+    push = EvalConfig(task='franka/push', methods=METHODS, seeds=(1000,))
+    assert 'policy' not in _without_unavailable(reach).methods
+    assert _without_unavailable(reach).methods == tuple(m for m in METHODS if m != 'policy')
+    assert _without_unavailable(push).methods == METHODS
