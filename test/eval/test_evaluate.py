@@ -152,7 +152,7 @@ def test_diagnosis_run_has_expert_plans_the_executor_ceiling_and_real_latency(tm
     card = json.loads((model_dir_for('franka_reach') / 'config.json').read_text())
     want = card['metrics_heldout']['plan_action_cosine']
     assert result['planner_offline']['plan_action_cosine'] == want
-    assert f"recovers the expert's action with cosine {want:.3f}" in md
+    assert f'recovers the recorded (executed) action with cosine {want:.3f}' in md
 
 
 def test_fixed_latency_lets_the_sim_run_during_the_replan():

@@ -240,11 +240,11 @@ def planner_offline_lines(cos: dict[str, float] | None) -> list[str]:
     if not cos or 'plan_action_cosine' not in cos:
         return []
     return ['', "Planner, held out and without the sim (the model card's `plan -> action`): "
-            "inverse dynamics on the plan's first step recovers the expert's action with cosine "
-            f"{cos['plan_action_cosine']:.3f}, against {cos['plan_action_cosine_copy']:.3f} "
-            f"from the current frame alone and {cos['plan_action_cosine_true']:.3f} from the "
-            'true next frame (a plan no better than the current frame carries no direction; '
-            'results/eval/planner_diagnosis).']
+            "inverse dynamics on the plan's first step recovers the recorded (executed) action "
+            f"with cosine {cos['plan_action_cosine']:.3f}, against "
+            f"{cos['plan_action_cosine_copy']:.3f} from the current frame alone and "
+            f"{cos['plan_action_cosine_true']:.3f} from the true next frame (a plan no better "
+            'than the current frame carries no direction; results/eval/planner_diagnosis).']
 
 
 def diagnosis(summary: list[dict[str, Any]]) -> list[str]:

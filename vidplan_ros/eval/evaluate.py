@@ -332,14 +332,18 @@ def git_state() -> dict[str, Any]:
     return state()
 
 
+def _model_info(model: str) -> dict[str, Any]:
+    """A model set's config.json (params, training, held-out metrics)."""
+    import json
+    from vidplan_ros.runtime.pipeline import model_dir_for
+    return json.loads((model_dir_for(model) / 'config.json').read_text())
+
+
 def planner_offline(model: str) -> dict[str, float]:
     """The model set's held-out `plan -> action` cosines (nn/metrics.py; its config.json), the
     planner's share of the diagnosis measured without the sim; empty for a set trained before
     that metric existed."""
-    import json
-    from vidplan_ros.runtime.pipeline import model_dir_for
-    held = json.loads((model_dir_for(model) / 'config.json').read_text()).get(
-        'metrics_heldout', {})
+    held = _model_info(model).get('metrics_heldout', {})
     return {k: float(v) for k, v in held.items() if k.startswith('plan_action_cosine')}
 
 
@@ -529,13 +533,9 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
 
 def _without_unavailable(cfg: EvalConfig) -> EvalConfig:
     """`--methods all` on a model set without an action-prior head: no 'policy' to run."""
-    import json
-
-    from vidplan_ros.runtime.pipeline import model_dir_for
     if 'policy' not in cfg.methods or len(cfg.methods) == 1:
         return cfg
-    info = json.loads((model_dir_for(cfg.model_name) / 'config.json').read_text())
-    if info['params'].get('planner.action_prior', False):
+    if _model_info(cfg.model_name)['params'].get('planner.action_prior', False):
         return cfg
     return replace(cfg, methods=tuple(m for m in cfg.methods if m != 'policy'))
 

@@ -14,7 +14,8 @@ rad (a_t for t = 0..H-1). Metrics:
     inverse_dynamics_rmse_rad      g(z_t, z_{t+1}, q_t) vs the true a_t, over all t
     inverse_dynamics_zero_rmse_rad the same for a = 0 (baseline)
     plan_action_cosine             cosine(g(z_t, planned z_{t+1}, q_t), a_t): does the plan
-                                   move the arm the way the expert did (the planner's share
+                                   move the arm the way the recorded (executed) command did,
+                                   the expert's target plus any DART noise (the planner's share
                                    of a closed-loop failure, measured without the sim)
     plan_action_cosine_true        the same with the encoded true z_{t+1} (the ceiling)
     plan_action_cosine_copy        the same with z_{t+1} = z_t: what g infers from the
@@ -70,9 +71,10 @@ def evaluate_windows(ms: Any, images: np.ndarray, q: np.ndarray, action: np.ndar
     a_rad = ms.denormalize_action(a_pred)
     a_true = torch.as_tensor(action, dtype=torch.float32).flatten(0, 1)
 
+    a0 = torch.as_tensor(action[:, 0], dtype=torch.float32)
+
     def action_cos(z1: torch.Tensor) -> float:
         a = ms.denormalize_action(ms.inverse_dynamics(z_all[:, 0], z1, qn[:, 0]))
-        a0 = torch.as_tensor(action[:, 0], dtype=torch.float32)
         return round(float(torch.nn.functional.cosine_similarity(a, a0, dim=-1).mean()), 5)
 
     def per_step(x: torch.Tensor) -> list[float]:
@@ -213,11 +215,11 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
 
 
 def _plan_action_rows(m: dict[str, Any]) -> list[str]:
-    """Card rows: how well the plan's first step carries the expert's action (older cards
+    """Card rows: how well the plan's first step carries the recorded action (older cards
     were written before this metric)."""
     if 'plan_action_cosine' not in m:
         return []
-    return [f"| plan -> action: cosine of g(z_t, planned z_t+1) to the expert's a_t | "
+    return [f'| plan -> action: cosine of g(z_t, planned z_t+1) to the recorded a_t | '
             f'{m["plan_action_cosine"]:.3f} |',
             f'| the same with the true z_t+1 (ceiling) | {m["plan_action_cosine_true"]:.3f} |',
             f'| the same with z_t+1 = z_t (no plan) | {m["plan_action_cosine_copy"]:.3f} |']

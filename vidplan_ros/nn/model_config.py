@@ -109,7 +109,7 @@ class TrainConfig:
     planner_max_perturbation_rad: float = 0.0
     # `--only planner`: weight of the action loss on the planner's predicted first frame,
     # |g(z_t, z^_{t+1}, q_t) - a_t|^2 with the frozen inverse dynamics g, added to the flow
-    # loss so the imagined motion carries the expert's action (0: flow loss only).
+    # loss so the imagined motion carries the recorded action (0: flow loss only).
     planner_action_weight: float = 0.0
     wm_rollout: int = 3           # world-model training: k-step open-loop loss
     checkpoint_every: int = 500
