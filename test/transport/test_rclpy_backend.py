@@ -240,3 +240,66 @@ def test_spin_once_after_a_signal_shut_the_context_down_is_a_quiet_no_op():
                          timeout=60)
     assert out.returncode == 0 and 'stopped quietly' in out.stdout, out.stdout + out.stderr
     assert 'Traceback' not in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_a_loop_that_publishes_on_its_own_stops_on_a_signal_with_exit_0(sig):
+    """The sim node's loop (publish, spin_once, while ok()). SIGINT must not raise
+    KeyboardInterrupt inside rclpy (its handler chains to Python's: signal_handler.cpp), and a
+    publish between the loop's ok() check and the signal's shutdown (rclpy's own thread) must
+    not die on rcl's "publisher's context is invalid": the last publish below is that race."""
+    code = textwrap.dedent("""
+        import sys
+        from vidplan_ros.transport import create_node
+        node = create_node('vidplan_signal_test', sys.argv, backend='rclpy')
+        pub = node.create_publisher('std_msgs/msg/Bool', '/vidplan/signal_test')
+        msg = node.msg_type('std_msgs/msg/Bool')()
+        print('spinning', flush=True)
+        while node.ok():
+            pub.publish(msg)
+            node.spin_once(0.0)
+        pub.publish(msg)
+        node.shutdown()
+        print('closed', flush=True)
+        """)
+    proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out = ''
+    while 'spinning' not in out:
+        line = proc.stdout.readline()
+        assert line, out
+        out += line
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    rest, _ = proc.communicate(timeout=30)
+    out += rest
+    assert proc.returncode == 0, out
+    assert 'Traceback' not in out and 'closed' in out, out
+
+
+def test_sigint_is_pythons_again_once_the_last_node_shut_down():
+    """While the context is up SIGINT only shuts it down (Python's handler is set aside, so
+    rclpy's chains to nothing); after the last node it is Ctrl-C -> KeyboardInterrupt again,
+    and a second context gets rclpy's handler again."""
+    code = textwrap.dedent("""
+        import os, signal, sys, time
+        from vidplan_ros.transport import create_node
+        for _ in range(2):
+            node = create_node('vidplan_signal_test', sys.argv, backend='rclpy')
+            os.kill(os.getpid(), signal.SIGINT)
+            deadline = time.monotonic() + 10
+            while node.ok() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert not node.ok()
+            node.shutdown()
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(10)
+        except KeyboardInterrupt:
+            print('KeyboardInterrupt')
+        """)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and 'KeyboardInterrupt' in out.stdout, out.stdout + out.stderr
+    assert 'Traceback' not in out.stderr, out.stderr

@@ -37,9 +37,11 @@ def wait_for_writers(waits: list[tuple[str, str]], timeout_s: float,
             node.create_subscription(ros_type, topic, lambda _m: None, QOS_SENSOR_DATA)
         deadline = time.monotonic() + timeout_s
         missing = [t for _, t in waits if node.count_publishers(t) < 1]
-        while missing and time.monotonic() < deadline:
+        while missing and node.ok() and time.monotonic() < deadline:
             node.spin_once(0.2)
             missing = [t for _, t in waits if node.count_publishers(t) < 1]
+        if not node.ok():  # SIGINT/SIGTERM on rclpy: the context is shut down, no exception
+            raise KeyboardInterrupt
         return missing
     finally:
         node.shutdown()

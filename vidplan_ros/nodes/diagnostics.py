@@ -54,10 +54,11 @@ def spin(adapter: Any) -> int:
     code 0, no traceback: a stop signal is how launch ends every node.
 
     On rclpy, SIGINT and SIGTERM shut the context down (rclpy src/rclpy/signal_handler.cpp;
-    SIGINT is then chained to Python's handler: KeyboardInterrupt) and rclpy's executor raises
-    ExternalShutdownException (rclpy/executors.py). The rclpy backend's spin_once turns the
-    latter into ``ok() == False``; it is also caught here, by name, so this module stays free
-    of rclpy, in case it comes from elsewhere (a callback spinning on its own).
+    the rclpy backend sets Python's SIGINT handler aside, so no KeyboardInterrupt there) and
+    rclpy's executor raises ExternalShutdownException (rclpy/executors.py). The rclpy backend's
+    spin_once turns the latter into ``ok() == False``; it is also caught here, by name, so this
+    module stays free of rclpy, in case it comes from elsewhere (a callback spinning on its
+    own). KeyboardInterrupt is SIGINT on the dds backend.
     """
     try:
         adapter.node.spin()

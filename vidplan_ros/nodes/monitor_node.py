@@ -365,12 +365,14 @@ class MonitorNode:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # read before the node: the rclpy backend sets SIGINT aside while its context is up
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     monitor = MonitorNode(sys.argv if argv is None else argv)
     stop = []
     # SIGINT (the launcher's first stop signal) and SIGTERM end the spin between callbacks, so
     # a frame is never cut in half in the encoder's pipe; then the video and summary are written.
-    previous = {sig: signal.signal(sig, lambda *_: stop.append(True))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: stop.append(True))
     try:
         monitor.node.spin(until=lambda: bool(stop))
     finally:

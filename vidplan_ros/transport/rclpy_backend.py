@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import signal
+import threading
 import typing
 from typing import Any, Callable, TypeVar
 
 import rclpy
 from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node as RosNode
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import (SignalHandlerOptions, get_current_signal_handlers_options,
+                           install_signal_handlers, uninstall_signal_handlers)
 from rclpy.utilities import get_rmw_implementation_identifier
 
 from vidplan_ros.core.config import config_from_params, config_to_params
@@ -101,6 +106,72 @@ def _plain(value: Any) -> Any:
         list(value) if isinstance(value, (list, tuple)) else value)
 
 
+# Python's SIGINT handler, set aside while rclpy's is installed (see `_init_rclpy`).
+_sigint_before: Any = None
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()  # signal.signal needs it
+
+
+def _init_rclpy(argv: list[str]) -> None:
+    """rclpy.init, with SIGINT only shutting the context down (as SIGTERM does).
+
+    rclpy's SIGINT handler chains to the handler it replaced (rclpy src/rclpy/signal_handler.cpp,
+    jazzy: rclpy_sigint_handler, call_signal_handler): Python's default one raises
+    KeyboardInterrupt wherever the main thread is, inside rclpy too (executors/task.py,
+    Task.__init__), and Python prints "Exception ignored in ..." with a traceback at exit.
+    call_signal_handler skips SIG_IGN, so that is Python's handler while rclpy's is installed;
+    `_shutdown_rclpy` puts Python's back. A handler of the program's own is kept, and chained to.
+    """
+    global _sigint_before
+    # Handlers after rcl_init, as rclpy.init does: a Ctrl-C during it still interrupts.
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    if _main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        _sigint_before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    install_signal_handlers(SignalHandlerOptions.ALL)
+
+
+def _shutdown_rclpy() -> None:
+    global _sigint_before
+    if rclpy.ok():
+        rclpy.shutdown()  # also uninstalls rclpy's signal handlers
+    else:
+        # A signal shut the context down. As rclpy.shutdown would: a fresh default context
+        # (a context inits once, context.py) and rclpy's handlers out, which a later
+        # rclpy.init would not install again (signal_handler.cpp, register_sigint_*).
+        rclpy.try_shutdown()
+        if get_current_signal_handlers_options() != SignalHandlerOptions.NO:
+            uninstall_signal_handlers()
+    if _sigint_before is not None and _main_thread():
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # not replaced since
+            signal.signal(signal.SIGINT, _sigint_before)
+        _sigint_before = None
+
+
+class _Publisher:
+    """rclpy's publisher, dropping what is published once the context is shut down.
+
+    A signal shuts the context down from rclpy's own thread, so a loop that publishes on its
+    own (the sim's) can publish between its ok() check and the publish: rcl then raises
+    "publisher's context is invalid". That is the same stop as ok() turning false.
+    """
+
+    def __init__(self, pub: Any, context: Any) -> None:
+        self._pub = pub
+        self._context = context
+
+    def publish(self, msg: Any) -> None:
+        try:
+            self._pub.publish(msg)
+        except _rclpy.RCLError:
+            if self._context.ok():
+                raise
+
+    def __getattr__(self, name: str) -> Any:  # topic, get_subscription_count, ...
+        return getattr(self._pub, name)
+
+
 class RclpyNode(Node):
     """A node on rclpy. `ros_node` is the underlying `rclpy.node.Node`."""
 
@@ -112,7 +183,7 @@ class RclpyNode(Node):
         super().__init__(name, args)
         argv = list(argv or [])
         if not rclpy.ok():  # context-wide arguments (--log-level, --enclave) and signal handlers
-            rclpy.init(args=argv)
+            _init_rclpy(argv)
             RclpyNode._live = 0
         # rcl applies this node's own --ros-args (name, namespace, params files, -p, remaps);
         # not the context's, so several nodes in one process each get their own (node.py).
@@ -141,7 +212,8 @@ class RclpyNode(Node):
                 'with the dds transport (--backend dds)') from None
 
     def create_publisher(self, ros_type: str, topic: str, qos: QoS = QOS_DEFAULT) -> Any:
-        return self.ros_node.create_publisher(self.msg_type(ros_type), topic, ros_qos(qos))
+        return _Publisher(self.ros_node.create_publisher(self.msg_type(ros_type), topic,
+                                                         ros_qos(qos)), self.ros_node.context)
 
     def create_subscription(self, ros_type: str, topic: str, callback: Callable[[Any], None],
                             qos: QoS = QOS_DEFAULT) -> Any:
@@ -149,7 +221,12 @@ class RclpyNode(Node):
                                                  ros_qos(qos))
 
     def count_publishers(self, topic: str) -> int:
-        return self.ros_node.count_publishers(topic)
+        try:
+            return self.ros_node.count_publishers(topic)
+        except _rclpy.RCLError:  # "context is invalid": a signal stopped us (see _Publisher)
+            if self.ros_node.context.ok():
+                raise
+            return 0
 
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> Any:
         return self.ros_node.create_timer(period_s, callback)
@@ -249,8 +326,8 @@ class RclpyNode(Node):
         self._executor.shutdown(timeout_sec=0.0)
         self.ros_node.destroy_node()
         RclpyNode._live -= 1
-        if RclpyNode._live <= 0 and rclpy.ok():
-            rclpy.shutdown()
+        if RclpyNode._live <= 0:
+            _shutdown_rclpy()
 
 
 def _type_hint(ptype: Parameter.Type) -> str:
