@@ -130,3 +130,20 @@ def test_collect_g1_in_two_processes_records_lowstate_and_commanded_chunks(tmp_p
     assert meta['robot'] == 'unitree_g1' and meta['command_topic'] == \
         '/vidplan/commanded_trajectory'
     assert len(chunk.joint_names) == 17 and len(state.motor_state) == 35
+
+
+
+def test_collect_push_with_a_shove_records_it_and_resumes_only_with_the_same_shoves(
+        tmp_path, capsys):
+    out = tmp_path / 'push'
+    args = ['--task', 'franka/push', '--episodes', '1', '--seed0', '40000', '--out', str(out),
+            '--image-size', '32', '--cameras', 'top', '--max-time-s', '8',
+            '--start-noise-rad', '0.2', '--object-push-prob', '1', '--no-progress']
+    assert main(args + ['--object-push-m', '0.05']) == 0
+    with BagReader(out / 'push_40000') as bag:
+        meta = bag.metadata
+    assert meta['noise']['object_push_prob'] == 1.0 and meta['noise']['object_push_m'] == 0.05
+    assert meta['object_pushes'] == 1
+    assert main(args + ['--object-push-m', '0.05']) == 0      # resumes: nothing recorded again
+    assert main(args + ['--object-push-m', '0.02']) != 0
+    assert "'object_push_m': 0.02" in capsys.readouterr().err

@@ -148,7 +148,7 @@ def _complete_episode(path: Path, sim_config: dict[str, Any], plan_rate_hz: floa
     if meta.get('complete') is not True or 'success' not in meta:
         return None
     if meta.get('sim_config') != sim_config or meta.get('plan_rate_hz') != plan_rate_hz \
-            or meta.get('noise', _jsonable(NoiseConfig())) != noise:
+            or {**_jsonable(NoiseConfig()), **meta.get('noise', {})} != noise:
         raise VidplanError(
             f'{path} was recorded with sim config {meta.get("sim_config")} at '
             f'{meta.get("plan_rate_hz")} Hz and noise {meta.get("noise")}, not {sim_config} at '
@@ -364,6 +364,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                        help='chance per episode of a mid-episode detour (push of the arm)')
     noise.add_argument('--detour-rad', type=float, default=0.35,
                        help='largest joint offset of a detour (rad)')
+    noise.add_argument('--object-push-prob', type=float, default=0.0,
+                       help="chance per episode of one shove of the task's object (push: the "
+                            'cube), so the expert shows how a stroke that went wrong is finished')
+    noise.add_argument('--object-push-m', type=float, default=0.04,
+                       help='largest displacement of that shove (m)')
     parser.add_argument('--overwrite', action='store_true',
                         help='record again episodes whose bags exist (default: keep them)')
     parser.add_argument('--no-compress', action='store_true',
@@ -391,7 +396,9 @@ def run(args: argparse.Namespace) -> int:
                                           noise_rad=args.command_noise_rad,
                                           noise_corr_s=args.noise_corr_s,
                                           detour_prob=args.detour_prob,
-                                          detour_rad=args.detour_rad))
+                                          detour_rad=args.detour_rad,
+                                          object_push_prob=args.object_push_prob,
+                                          object_push_m=args.object_push_m))
     try:
         result = collect(cfg, args.out, progress=not args.no_progress)
     except KeyboardInterrupt:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,7 +294,8 @@ def build_dataset(cfg: DatasetConfig, use_cache: bool = True, progress: bool = F
                  report=report)
     if use_cache:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix('.tmp.npz')
+        # one temporary file per process: two trainings may build the same cache at once
+        tmp = cache.with_suffix(f'.{os.getpid()}.tmp.npz')
         np.savez(tmp, images=ds.images, q=ds.q, action=ds.action, has_action=ds.has_action,
                  perturbation=ds.perturbation, seq_start=ds.seq_start, seq_episode=ds.seq_episode,
                  episode_names=np.array(episode_names), report=json.dumps(asdict(report)))

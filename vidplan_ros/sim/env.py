@@ -19,6 +19,7 @@ raises ValueError and the previous command stays in force.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,6 +207,19 @@ class SimEnv:
         self.set_joint_command(q)
         mujoco.mj_forward(self.model, self.data)
         self._kinematics_stale = False
+
+    def nudge_object(self, offset_xy_m: np.ndarray, dyaw_rad: float = 0.0) -> bool:
+        """Push the task's object (the cube) by `offset_xy_m` (2,) m and `dyaw_rad` about z,
+        at rest: an external disturbance. False (nothing moved) where the task has no object
+        or it would end inside the robot."""
+        off = np.asarray(offset_xy_m, dtype=np.float64)
+        if off.shape != (2,) or not np.all(np.isfinite(off)) or not math.isfinite(dyaw_rad):
+            raise ValueError(f'offset_xy_m must be 2 finite metres and dyaw_rad finite, got '
+                             f'{offset_xy_m}, {dyaw_rad}')
+        self._update_kinematics()
+        moved = self.task.nudge_object(self.data, off, float(dyaw_rad))
+        self._kinematics_stale = False
+        return moved
 
     def copy_state_from(self, other: SimEnv) -> None:
         """Make this env's physics, commands and task state equal to `other`'s (same robot,

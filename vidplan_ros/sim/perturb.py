@@ -10,7 +10,11 @@ puts the expert into states it would not visit itself and records how it comes b
   `noise_corr_s`) is added to every executed chunk, while the expert, seeing the real state at
   every plan tick, keeps commanding its own (corrective) targets;
 - **detours**: with probability `detour_prob` per episode, for `detour_s` the executed chunk is
-  pulled by a large offset (a push or a detour of the arm), then released.
+  pulled by a large offset (a push or a detour of the arm), then released;
+- **object pushes**: with probability `object_push_prob` per episode, once in
+  `object_push_start_s` the task's object (the cube) is shoved by up to `object_push_m` and
+  turned by up to 0.5 rad, so the expert re-aims or makes another stroke: a learned pusher
+  otherwise never sees how a stroke that went wrong is finished.
 
 The executed chunk is what the robot did, so the dataset's actions (q_target - q) stay
 consistent with the observed motion for the world model and inverse dynamics; the expert's own
@@ -43,6 +47,9 @@ class NoiseConfig:
     detour_rad: float = 0.35        # largest joint offset of a detour
     detour_s: tuple[float, float] = (0.4, 0.8)      # its duration range
     detour_start_s: tuple[float, float] = (0.5, 3.0)  # when it starts (sim s from reset)
+    object_push_prob: float = 0.0   # chance of one shove of the task's object per episode
+    object_push_m: float = 0.04     # its largest horizontal displacement
+    object_push_start_s: tuple[float, float] = (1.5, 6.0)   # when (sim s from reset)
 
     def __post_init__(self) -> None:
         for name in ('start_rad', 'noise_rad', 'detour_rad'):
@@ -50,13 +57,18 @@ class NoiseConfig:
             require(math.isfinite(v) and 0 <= v <= 1.0, name, v, 'an angle in [0, 1] rad')
         require(self.noise_corr_s > 0, 'noise_corr_s', self.noise_corr_s, 'a time > 0 s')
         require(0 <= self.detour_prob <= 1, 'detour_prob', self.detour_prob, 'in [0, 1]')
-        for name in ('detour_s', 'detour_start_s'):
+        require(0 <= self.object_push_prob <= 1, 'object_push_prob', self.object_push_prob,
+                'in [0, 1]')
+        require(math.isfinite(self.object_push_m) and 0 <= self.object_push_m <= 0.2,
+                'object_push_m', self.object_push_m, 'a distance in [0, 0.2] m')
+        for name in ('detour_s', 'detour_start_s', 'object_push_start_s'):
             lo, hi = getattr(self, name)
             require(0 <= lo <= hi, name, getattr(self, name), '(low, high) with 0 <= low <= high')
 
     @property
     def active(self) -> bool:
-        return self.start_rad > 0 or self.noise_rad > 0 or self.detour_prob > 0
+        return self.start_rad > 0 or self.noise_rad > 0 or self.detour_prob > 0 or \
+            self.object_push_prob > 0
 
 
 class Perturber:
@@ -78,6 +90,23 @@ class Perturber:
             joints[rng.integers(n)] = True
             delta = np.where(joints, rng.uniform(-cfg.detour_rad, cfg.detour_rad, n), 0.0)
             self._detour = (t0, t0 + rng.uniform(*cfg.detour_s), delta)
+        # No draw at probability 0: episodes recorded before this option replay as they were.
+        self._object_push: tuple[float, np.ndarray, float] | None = None
+        if cfg.object_push_prob > 0 and rng.random() < cfg.object_push_prob:
+            angle = rng.uniform(-math.pi, math.pi)
+            dist = rng.uniform(0.25, 1.0) * cfg.object_push_m
+            self._object_push = (rng.uniform(*cfg.object_push_start_s),
+                                 dist * np.array([math.cos(angle), math.sin(angle)]),
+                                 rng.uniform(-0.5, 0.5))
+
+    def object_push_due(self, t_s: float) -> tuple[np.ndarray, float] | None:
+        """(offset (2,) m, turn rad) of the object push once sim time `t_s` reaches it (once
+        per episode), else None."""
+        if self._object_push is None or t_s < self._object_push[0]:
+            return None
+        _, offset, dyaw = self._object_push
+        self._object_push = None
+        return offset, dyaw
 
     def start_pose(self) -> np.ndarray:
         """(n,) rad: the ready pose plus the random start offset, inside the limits."""

@@ -51,6 +51,7 @@ class EpisodeResult:
     rejected_actions: int              # chunks the follower rejected (should be 0)
     expert_ik_error_m: float           # the expert's worst IK position error (nan: unknown)
     wall_s: float
+    object_pushes: int = 0             # external shoves of the task's object (sim.perturb)
 
 
 def run_episode(env: SimEnv, expert: Expert, seed: int, plan_rate_hz: float = 10.0,
@@ -80,10 +81,13 @@ def run_episode(env: SimEnv, expert: Expert, seed: int, plan_rate_hz: float = 10
     has_gripper = env.spec.gripper.width_max_m > 0
     first_success: float | None = None
     success_since: float | None = None
-    num_actions = rejected = 0
+    num_actions = rejected = object_pushes = 0
     success_now = False
     while env.time_s < limit - 1e-9:
         t = env.time_s
+        shove = perturber.object_push_due(t) if perturber is not None else None
+        if shove is not None:
+            object_pushes += int(env.nudge_object(*shove))
         q, dq = env.q(), env.dq()
         action = expert.act(t, q, env.task_state())
         if perturber is not None:
@@ -117,7 +121,7 @@ def run_episode(env: SimEnv, expert: Expert, seed: int, plan_rate_hz: float = 10
         final_distance_m=float(env.task_state().distance_m), num_actions=num_actions,
         rejected_actions=rejected,
         expert_ik_error_m=float(getattr(expert, 'worst_ik_error_m', float('nan'))),
-        wall_s=time.perf_counter() - wall0)
+        wall_s=time.perf_counter() - wall0, object_pushes=object_pushes)
 
 
 def evaluate_expert(robot: str | None, task: str, seeds: Sequence[int],

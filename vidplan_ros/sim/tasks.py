@@ -127,6 +127,12 @@ class Task(abc.ABC):
     def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> None:
         """Sample the task from `rng` and place objects and markers (robot already reset)."""
 
+    def nudge_object(self, data: mujoco.MjData, offset_xy_m: np.ndarray, dyaw_rad: float
+                     ) -> bool:
+        """Move the task's object by a horizontal offset (2,) and a turn about z (an external
+        push); False where there is no object or it would end inside the robot (unchanged)."""
+        return False
+
     @abc.abstractmethod
     def state(self, data: mujoco.MjData) -> TaskState: ...
 
@@ -287,6 +293,28 @@ class FrankaPush(Task):
                                [np.cos(yaw_rad / 2), 0.0, 0.0, np.sin(yaw_rad / 2)]])
         data.qpos[joint.qposadr[0]:joint.qposadr[0] + 7] = qpos
         data.qvel[joint.dofadr[0]:joint.dofadr[0] + 6] = 0.0
+
+    def nudge_object(self, data: mujoco.MjData, offset_xy_m: np.ndarray, dyaw_rad: float
+                     ) -> bool:
+        cube = data.body('cube')
+        w, _, _, z = cube.xquat
+        yaw = 2.0 * float(np.arctan2(z, w))   # the cube stays flat on the table
+        before = (data.qpos.copy(), data.qvel.copy())
+        pos = cube.xpos.copy()
+        pos[:2] += np.asarray(offset_xy_m, float)
+        pos[2] = self._table_z + CUBE_HALF_SIZE_M
+        self.set_cube_pose(data, pos, yaw + float(dyaw_rad))
+        mujoco.mj_forward(self._model, data)
+        geom = self._model.geom('cube').id
+        table = {self._model.geom(n).id for n in ('table_top', 'floor')
+                 if mujoco.mj_name2id(self._model, mujoco.mjtObj.mjOBJ_GEOM, n) >= 0}
+        for c in data.contact[:data.ncon]:
+            pair = {int(c.geom1), int(c.geom2)}
+            if geom in pair and not (pair - {geom}) <= table and c.dist < 0.0:
+                data.qpos[:], data.qvel[:] = before
+                mujoco.mj_forward(self._model, data)
+                return False
+        return True
 
     def state(self, data: mujoco.MjData) -> PushState:
         cube = data.body('cube')
