@@ -296,10 +296,14 @@ def build_dataset(cfg: DatasetConfig, use_cache: bool = True, progress: bool = F
         cache_dir.mkdir(parents=True, exist_ok=True)
         # one temporary file per process: two trainings may build the same cache at once
         tmp = cache.with_suffix(f'.{os.getpid()}.tmp.npz')
-        np.savez(tmp, images=ds.images, q=ds.q, action=ds.action, has_action=ds.has_action,
-                 perturbation=ds.perturbation, seq_start=ds.seq_start, seq_episode=ds.seq_episode,
-                 episode_names=np.array(episode_names), report=json.dumps(asdict(report)))
-        tmp.replace(cache)
+        try:
+            np.savez(tmp, images=ds.images, q=ds.q, action=ds.action, has_action=ds.has_action,
+                     perturbation=ds.perturbation, seq_start=ds.seq_start,
+                     seq_episode=ds.seq_episode, episode_names=np.array(episode_names),
+                     report=json.dumps(asdict(report)))
+            tmp.replace(cache)
+        finally:
+            tmp.unlink(missing_ok=True)   # a cache is GBs: none left behind by a failed write
     return ds
 
 
