@@ -284,6 +284,9 @@ def test_sigint_is_pythons_again_once_the_last_node_shut_down():
     code = textwrap.dedent("""
         import os, signal, sys, time
         from vidplan_ros.transport import create_node
+        # Python's own handler to start from: a job started in the background by a
+        # non-interactive shell inherits SIGINT ignored, which the backend leaves alone
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         for _ in range(2):
             node = create_node('vidplan_signal_test', sys.argv, backend='rclpy')
             os.kill(os.getpid(), signal.SIGINT)
