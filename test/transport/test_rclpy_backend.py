@@ -199,6 +199,12 @@ def test_a_signal_stops_a_spinning_node_with_exit_0_and_no_traceback(sig):
 
         sys.exit(spin(Adapter()))
         """)
+    _signal_once_spinning_exits_0(code, sig)
+
+
+def _signal_once_spinning_exits_0(code: str, sig: int) -> None:
+    """Run `code` (prints 'spinning', then 'closed' when it stops), send `sig` once it
+    spins: exit code 0, no traceback."""
     proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
     out = ''
@@ -262,19 +268,7 @@ def test_a_loop_that_publishes_on_its_own_stops_on_a_signal_with_exit_0(sig):
         node.shutdown()
         print('closed', flush=True)
         """)
-    proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    out = ''
-    while 'spinning' not in out:
-        line = proc.stdout.readline()
-        assert line, out
-        out += line
-    time.sleep(0.3)
-    proc.send_signal(sig)
-    rest, _ = proc.communicate(timeout=30)
-    out += rest
-    assert proc.returncode == 0, out
-    assert 'Traceback' not in out and 'closed' in out, out
+    _signal_once_spinning_exits_0(code, sig)
 
 
 def test_sigint_is_pythons_again_once_the_last_node_shut_down():
