@@ -306,8 +306,7 @@ class FrankaPush(Task):
         self.set_cube_pose(data, pos, yaw + float(dyaw_rad))
         mujoco.mj_forward(self._model, data)
         geom = self._model.geom('cube').id
-        table = {self._model.geom(n).id for n in ('table_top', 'floor')
-                 if mujoco.mj_name2id(self._model, mujoco.mjtObj.mjOBJ_GEOM, n) >= 0}
+        table = {self._model.geom(n).id for n in ('table_top', 'floor')}
         for c in data.contact[:data.ncon]:
             pair = {int(c.geom1), int(c.geom2)}
             if geom in pair and not (pair - {geom}) <= table and c.dist < 0.0:
