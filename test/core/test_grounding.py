@@ -314,3 +314,41 @@ def test_planner_and_inverse_dynamics_adapters():
     inv = NormalizedInverseDynamics(lambda z, zn, q_n: q_n, _Norm())         # a_n = q_n
     a = inv(z0, z0, q0)
     np.testing.assert_allclose(a.numpy(), [[1.0 * 0.5 + 0.1, 0.25 * 0.25]])
+
+
+def test_skip_repeated_frames_drops_a_held_frame(wm):
+    """`skip_repeated_frames` drops a frame that repeats the one before it (a lost frame
+    held) from the video term: the rollout passes through the gap to the frames shown, and the
+    held frame does not pull on it."""
+    from dataclasses import replace as dc_replace
+
+    from vidplan_ros.core.grounding import video_weights
+    problem, _ = make_problem(wm, H=6)
+    pt = to_tensors(problem, torch.device('cpu'))
+    held = problem.video_plan.copy()
+    held[2] = held[1]                                   # frame 2 lost, frame 1 shown again
+    dropped = dc_replace(problem, video_plan=held)
+    skip = ACCURATE                                     # the default
+    assert skip.skip_repeated_frames
+    assert video_weights(skip, to_tensors(dropped, torch.device('cpu'))).tolist() == \
+        [1.0, 1.0, 0.0, 1.0, 1.0, 1.0]
+    assert (video_weights(skip, pt) > 0).all()          # nothing repeats in the clean plan
+    # through the gap only the sum of two steps' actions is determined: judge the rollout on
+    # the frames that were shown
+    shown = [0, 1, 3, 4, 5]
+
+    def miss(cfg):
+        _, Z, _ = rollout_error(wm, problem, ground(dropped, wm, cfg).actions)
+        pl = torch.as_tensor(problem.video_plan).reshape(6, -1)
+        return float((Z[1:][shown] - pl[shown]).norm(dim=-1).max() / pl[0].norm())
+    assert miss(skip) < 0.03
+    # ... and the held frame does not pull on the rollout at all (it does without the skip)
+    from vidplan_ros.core.grounding import _cost
+    pd = to_tensors(dropped, torch.device('cpu'))
+    Z = pd.plan.clone()
+    Z2 = Z.clone()
+    Z2[2] += torch.randn(Z.shape[1])
+    U = torch.zeros(6, wm.action_dim)
+    assert float(_cost(skip, pd, Z, U)) == pytest.approx(float(_cost(skip, pd, Z2, U)))
+    plain = dc_replace(ACCURATE, skip_repeated_frames=False)
+    assert float(_cost(plain, pd, Z2, U)) > float(_cost(plain, pd, Z, U)) + 1e-3

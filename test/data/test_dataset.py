@@ -82,6 +82,7 @@ def test_alignment_actions_and_report(bags, tmp_path):
     assert (ds.action[seq1][-1] == 0).all()
     assert ds.report.frames == len(ds.q) == int(ds.seq_start[-1])
     assert (ds.perturbation == 0).all()       # no expert chunk recorded: unperturbed
+    np.testing.assert_array_equal(ds.label_action, ds.action)   # ... and nothing else to imitate
 
 
 def test_perturbation_is_the_executed_commands_distance_from_the_experts(tmp_path):
@@ -93,10 +94,17 @@ def test_perturbation_is_the_executed_commands_distance_from_the_experts(tmp_pat
                                atol=1e-6)     # frames 0, 2, 4, ...
     np.testing.assert_allclose(ds.perturbation[ds.sequence(1)], [0, 0, 0, 0.1, 0, 0],
                                atol=1e-6)     # frames 1, 3, 5, 7, ...
+    # the imitation target is the expert's chunk: executed action minus the offset there
+    seq0 = ds.sequence(0)
+    expect = ds.action[seq0].copy()
+    expect[2, 3] -= 0.25
+    np.testing.assert_allclose(ds.label_action[seq0], expect, atol=1e-6)
+    assert not np.allclose(ds.label_action, ds.action)
     again = build_dataset(DatasetConfig(data_dir=str(tmp_path / 'bags'),
                                         cache_dir=str(tmp_path / 'c')))
     assert again.report.cache_hit
     np.testing.assert_array_equal(again.perturbation, ds.perturbation)
+    np.testing.assert_array_equal(again.label_action, ds.label_action)
 
 
 def test_cache_hit_and_split(bags, tmp_path):

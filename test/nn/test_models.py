@@ -463,6 +463,16 @@ def test_planner_action_prior_is_trained_on_the_actions_and_conditions_the_plan(
         assert not torch.allclose(p(z, q, noise), plan)       # the plan follows the head
     assert float((v1 - v2).abs().max()) > 1e-3
     assert float(before) > head_err > 0
+    # with separate targets (the expert's labels) the head learns those, while the flow is
+    # still conditioned on the executed actions: same flow term, the head's error against
+    # the targets instead
+    labels = torch.randn_like(acts)
+    with torch.no_grad():
+        with_labels = p.loss(z, q, fut, noise, tau, acts, mask, labels)
+        label_err = float(((p.prior(z, q) - labels) ** 2).mean())
+        acts_err = float(((p.prior(z, q) - acts) ** 2).mean())
+        flow_only = float(p.loss(z, q, fut, noise, tau, acts, mask)) - acts_err
+    assert float(with_labels) == pytest.approx(flow_only + label_err, rel=1e-5)
     write_bags(tmp_path / 'bags')
     c = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'))
     c = replace(c, planner=replace(c.planner, action_prior=True))

@@ -11,6 +11,10 @@ joint states and the commanded trajectory chunk by header stamp on a grid of per
     action     (N, n) float32  rad     q_target(t + plan_dt) - q(t), the commanded chunk
                                        interpolated plan_dt after its stamp (0 where no command)
     has_action (N,) bool               False at a sequence's last frame (no command there)
+    label_action (N, n) float32 rad    q_expert(t + plan_dt) - q(t), the expert's own chunk
+                                       (`label_topic`) where the bag records one (DART
+                                       collection: what the expert would command from the
+                                       perturbed state), else `action`; the imitation target
     perturbation (N,) float32 rad      max over joints of |executed - expert| command target
                                        plan_dt after the stamp, where the bag records the
                                        expert's own chunk (`label_topic`, DART collection;
@@ -46,7 +50,7 @@ __all__ = ['Dataset', 'DatasetConfig', 'DatasetError', 'DatasetReport', 'build_d
            'episode_dirs', 'split_sequences']
 
 JOINT_STATES_TOPIC = '/joint_states'
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 class DatasetError(VidplanError):
@@ -126,6 +130,7 @@ class Dataset:
     action: np.ndarray
     has_action: np.ndarray
     perturbation: np.ndarray
+    label_action: np.ndarray
     seq_start: np.ndarray
     seq_episode: np.ndarray
     episode_names: list[str]
@@ -196,7 +201,7 @@ def _read_episode(path: Path, cfg: DatasetConfig, names: tuple[str, ...],
     tol = cfg.align_tolerance_s
     out = []
     for offset in cfg.grid_offsets_s:
-        imgs, qs, acts, has, pert = [], [], [], [], []
+        imgs, qs, acts, labels, has, pert = [], [], [], [], [], []
         t = float(stamps[JOINT_STATES_TOPIC].min()) + offset
         while t <= t_end + tol:
             idx = {tp: _nearest(stamps[tp], t, tol) for tp in per}
@@ -212,6 +217,7 @@ def _read_episode(path: Path, cfg: DatasetConfig, names: tuple[str, ...],
             q, _ = cv.joint_state_arrays(per[JOINT_STATES_TOPIC][idx[JOINT_STATES_TOPIC]][1],
                                          names)
             a = np.zeros(len(names))
+            label_a = None
             dev = 0.0
             if idx[cfg.command_topic] >= 0:
                 target = _target(per[cfg.command_topic][idx[cfg.command_topic]][1], q, names,
@@ -221,15 +227,18 @@ def _read_episode(path: Path, cfg: DatasetConfig, names: tuple[str, ...],
                     label = _target(per[cfg.label_topic][idx[cfg.label_topic]][1], q, names,
                                     cfg.plan_dt_s)
                     dev = float(np.abs(target - label).max())
+                    label_a = label - q
             imgs.append(np.stack(frame))
             qs.append(q)
             acts.append(a)
+            labels.append(a if label_a is None else label_a)
             pert.append(dev)
             has.append(idx[cfg.command_topic] >= 0)
             t += cfg.plan_dt_s
         if len(qs) >= 2:
             out.append({'images': np.stack(imgs), 'q': np.array(qs, np.float32),
                         'action': np.array(acts, np.float32), 'has_action': np.array(has),
+                        'label_action': np.array(labels, np.float32),
                         'perturbation': np.array(pert, np.float32)})
     return out
 
@@ -289,6 +298,7 @@ def build_dataset(cfg: DatasetConfig, use_cache: bool = True, progress: bool = F
                  action=np.concatenate([s['action'] for s in seqs]),
                  has_action=np.concatenate([s['has_action'] for s in seqs]),
                  perturbation=np.concatenate([s['perturbation'] for s in seqs]),
+                 label_action=np.concatenate([s['label_action'] for s in seqs]),
                  seq_start=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
                  seq_episode=np.array(seq_episode, np.int64), episode_names=episode_names,
                  report=report)
@@ -298,7 +308,8 @@ def build_dataset(cfg: DatasetConfig, use_cache: bool = True, progress: bool = F
         tmp = cache.with_suffix(f'.{os.getpid()}.tmp.npz')
         try:
             np.savez(tmp, images=ds.images, q=ds.q, action=ds.action, has_action=ds.has_action,
-                     perturbation=ds.perturbation, seq_start=ds.seq_start,
+                     perturbation=ds.perturbation, label_action=ds.label_action,
+                     seq_start=ds.seq_start,
                      seq_episode=ds.seq_episode, episode_names=np.array(episode_names),
                      report=json.dumps(asdict(report)))
             tmp.replace(cache)
@@ -320,7 +331,8 @@ def _load_cache(path: Path) -> Dataset:
     report = DatasetReport(**json.loads(str(z['report'])))
     report.cache_hit = True
     return Dataset(images=z['images'], q=z['q'], action=z['action'], has_action=z['has_action'],
-                   perturbation=z['perturbation'], seq_start=z['seq_start'],
+                   perturbation=z['perturbation'], label_action=z['label_action'],
+                   seq_start=z['seq_start'],
                    seq_episode=z['seq_episode'],
                    episode_names=[str(n) for n in z['episode_names']], report=report)
 

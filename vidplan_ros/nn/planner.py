@@ -171,33 +171,39 @@ class LatentPlanner(nn.Module):
 
     def loss(self, z0: torch.Tensor, q: torch.Tensor, future: torch.Tensor,
              noise: torch.Tensor, tau: torch.Tensor, actions: torch.Tensor | None = None,
-             mask: torch.Tensor | None = None) -> torch.Tensor:
+             mask: torch.Tensor | None = None, targets: torch.Tensor | None = None
+             ) -> torch.Tensor:
         """Flow-matching MSE for future (B, H, V, C, h, w), noise like future, tau (B,); with
-        `action_prior`, plus the head's MSE on the window's normalised actions (B, H, n) where
-        `mask` (B, H) is 1."""
-        return self.loss_and_first(z0, q, future, noise, tau, actions, mask)[0]
+        `action_prior`, plus the head's MSE on `targets` (B, H, n; default the window's
+        normalised executed actions (B, H, n)) where `mask` (B, H) is 1."""
+        return self.loss_and_first(z0, q, future, noise, tau, actions, mask, targets)[0]
 
     def _prior_terms(self, z0: torch.Tensor, q: torch.Tensor, actions: torch.Tensor | None,
-                     mask: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """(the actions to condition on, the prior head's loss) for `action_prior`: the
-        recorded actions where there are any (teacher forcing), the head's elsewhere."""
+                     mask: torch.Tensor | None, targets: torch.Tensor | None
+                     ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(the actions to condition on, the prior head's loss) for `action_prior`: the flow
+        is conditioned on the executed actions where there are any (teacher forcing: they made
+        the video it learns), on the head's elsewhere; the head learns `targets` (the
+        expert's labels of DART data: what to do from each state, not the injected noise)."""
         if self.prior is None:
             return None, torch.zeros(())
         if actions is None or mask is None:
             raise ValueError("planner.action_prior: the planner loss needs the windows' "
                              'actions and their mask')
+        goal = actions if targets is None else targets
         pred = self.prior(z0, q)
         m = mask[..., None]
-        err = (((pred - actions) ** 2) * m).sum() / (m.sum() * actions.shape[-1]).clamp(min=1)
+        err = (((pred - goal) ** 2) * m).sum() / (m.sum() * goal.shape[-1]).clamp(min=1)
         return torch.where(m > 0, actions, pred.detach()), err
 
     def loss_and_first(self, z0: torch.Tensor, q: torch.Tensor, future: torch.Tensor,
                        noise: torch.Tensor, tau: torch.Tensor,
-                       actions: torch.Tensor | None = None, mask: torch.Tensor | None = None
+                       actions: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                       targets: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """The flow loss and the net's estimate of the first future frame (B, V, C, h, w)
         from x_tau (one Euler step to tau = 1), for losses on what the plan implies."""
-        act, prior_loss = self._prior_terms(z0, q, actions, mask)
+        act, prior_loss = self._prior_terms(z0, q, actions, mask, targets)
         b, _, _, _, h, w = future.shape
         x1 = (future - z0[:, None]).reshape(b, self.plan_ch, h, w) / self._scale()
         x0 = noise.reshape(b, self.plan_ch, h, w)

@@ -35,7 +35,7 @@ from vidplan_ros.data.dataset import Dataset, build_dataset, split_sequences
 from vidplan_ros.nn.checkpoint import load_checkpoint, save_checkpoint
 from vidplan_ros.nn.curves import HeldoutTracker, plot_curves
 from vidplan_ros.nn.metrics import collection_summary, evaluate_windows, write_model_card
-from vidplan_ros.nn.model_config import ModelConfig
+from vidplan_ros.nn.model_config import ModelConfig, TrainConfig
 from vidplan_ros.nn.model_set import (MODEL_FILES, ModelSet, NormStats, build_models,
                                       save_model_set)
 
@@ -53,10 +53,11 @@ class _DynLoss(nn.Module):
         self.rollout = rollout
 
     def forward(self, z: torch.Tensor, q: torch.Tensor, a: torch.Tensor, mask: torch.Tensor,
-                noise: torch.Tensor, tau: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
-                                                                 torch.Tensor]:
-        """z (B, H+1, V, C, h, w), q (B, H+1, n), a (B, H, n), mask (B, H) of valid steps."""
-        fm = self.planner.loss(z[:, 0], q[:, 0], z[:, 1:], noise, tau, a, mask)
+                noise: torch.Tensor, tau: torch.Tensor, label: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z (B, H+1, V, C, h, w), q (B, H+1, n), a (B, H, n) executed and label (B, H, n)
+        the prior head's targets, mask (B, H) of valid steps."""
+        fm = self.planner.loss(z[:, 0], q[:, 0], z[:, 1:], noise, tau, a, mask, label)
         k = self.rollout
         zr, qr = self.world_model.rollout(z[:, 0], q[:, 0], a[:, :k])
         m = mask[:, :k]
@@ -230,6 +231,8 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
     q_all = torch.as_tensor((ds.q - norm.q_mean) / norm.q_std, dtype=torch.float32)
     a_all = torch.as_tensor((ds.action - norm.action_mean) / norm.action_std,
                             dtype=torch.float32)
+    l_all = torch.as_tensor((_prior_labels(ds, tc) - norm.action_mean) / norm.action_std,
+                            dtype=torch.float32)
     has = torch.as_tensor(ds.has_action, dtype=torch.float32)
     horizon = cfg.planner.horizon
     win = torch.as_tensor(_windows(ds, train_seqs, horizon, full=False))
@@ -248,7 +251,7 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
             parts = [float(v) for v in dyn(
                 z_all[eval_rows].to(device), q_all[eval_rows].to(device),
                 a_all[eval_rows[:, :-1]].to(device), mask.to(device), held_noise.to(device),
-                held_tau.to(device))]
+                held_tau.to(device), l_all[eval_rows[:, :-1]].to(device))]
         dyn.train()
         recent = [sum(r) for r in dyn_losses[-tc.eval_every:]] or [math.nan]
         dyn_track.add(dyn_step, float(np.mean(recent)),
@@ -270,7 +273,8 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
             _set_lr(dyn_opt, tc.dyn_lr, dyn_step, tc.dyn_steps)
             fm, wm, idl = dyn_run(z.to(device), q_all[rows].to(device),
                                   a_all[rows[:, :-1]].to(device), mask.to(device),
-                                  noise.to(device), tau.to(device))
+                                  noise.to(device), tau.to(device),
+                                  l_all[rows[:, :-1]].to(device))
             loss = fm + wm + idl
             dyn_opt.zero_grad()
             loss.backward()
@@ -421,13 +425,17 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
 
     h_rows, h_noise, h_tau = _heldout_draw(z_all, held, 512, tc.seed + 7)
     a_all = old.normalize_action(torch.as_tensor(ds.action, dtype=torch.float32))
+    l_all = old.normalize_action(torch.as_tensor(_prior_labels(ds, tc), dtype=torch.float32))
     has = torch.as_tensor(ds.has_action, dtype=torch.float32)
 
-    def window_actions(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised actions (B, H, n) of windows (B, H + 1) and their mask (B, H): 1 where
-        a step has a recorded action inside its sequence."""
+    def window_actions(rows: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised executed actions (B, H, n) of windows (B, H + 1), their mask (B, H): 1
+        where a step has a recorded action inside its sequence, and the prior head's
+        targets (B, H, n)."""
         valid = has[rows[:, :-1]] * (rows[:, 1:] != rows[:, :-1]).float()
-        return a_all[rows[:, :-1]].to(device), valid.to(device)
+        return (a_all[rows[:, :-1]].to(device), valid.to(device),
+                l_all[rows[:, :-1]].to(device))
 
     def held_flow() -> float:
         planner.eval()
@@ -457,10 +465,11 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
         """The planner's loss, plus `planner_action_weight` x the frozen inverse dynamics'
         error on the planner's estimate of the first future frame."""
         q0 = q_all[rows[:, 0]].to(device)
-        acts, valid = window_actions(rows)
+        acts, valid, labels = window_actions(rows)
         if tc.planner_action_weight == 0:
-            return planner.loss(z[:, 0], q0, z[:, 1:], noise, tau, acts, valid)
-        fm, first = planner.loss_and_first(z[:, 0], q0, z[:, 1:], noise, tau, acts, valid)
+            return planner.loss(z[:, 0], q0, z[:, 1:], noise, tau, acts, valid, labels)
+        fm, first = planner.loss_and_first(z[:, 0], q0, z[:, 1:], noise, tau, acts, valid,
+                                           labels)
         m = valid[:, 0]   # has_action of the first frame (its next frame is in its sequence)
         err = ((inv(z[:, 0], first, q0) - acts[:, 0]) ** 2).mean(-1)
         return fm + tc.planner_action_weight * (err * m).sum() / m.sum().clamp(min=1)
@@ -540,6 +549,11 @@ def _heldout_draw(z_all: torch.Tensor, windows: torch.Tensor, n: int, seed: int
     rows = windows[torch.randperm(len(windows), generator=gen)[:n]]
     noise = torch.randn(z_all[rows][:, 1:].shape, generator=gen)
     return rows, noise, torch.rand(len(rows), generator=gen)
+
+
+def _prior_labels(ds: Dataset, tc: TrainConfig) -> np.ndarray:
+    """(N, n) rad: what the planner's action-prior head imitates (`train.prior_target`)."""
+    return ds.label_action if tc.prior_target == 'expert' else ds.action
 
 
 def _unperturbed(ds: Dataset, win: np.ndarray, max_rad: float, log: Any) -> np.ndarray:

@@ -222,7 +222,9 @@ class Pipeline:
 
     def noise(self, index: int) -> np.ndarray:
         """The planner noise ``(H, V, C, h, w)`` of replan ``index`` (deterministic), scaled
-        by the model set's ``planner.noise_scale``."""
+        by the model set's ``planner.noise_scale``. A fresh draw per replan matters: with one
+        draw for every replan g1_reach fell from 57% to 6% (a deterministic plan has fixed
+        points short of the target; results/eval/planner_diagnosis)."""
         g = torch.Generator().manual_seed(self.cfg.noise_seed + int(index))
         noise = torch.randn((self.horizon, *self.latent_shape), generator=g)
         return (noise * self.models.cfg.planner.noise_scale).numpy()
