@@ -14,7 +14,7 @@ joint states and the commanded trajectory chunk by header stamp on a grid of per
     label_action (N, n) float32 rad    q_expert(t + plan_dt) - q(t), the expert's own chunk
                                        (`label_topic`) where the bag records one (DART
                                        collection: what the expert would command from the
-                                       perturbed state), else `action`; the imitation target
+                                       perturbed state), else `action`
     perturbation (N,) float32 rad      max over joints of |executed - expert| command target
                                        plan_dt after the stamp, where the bag records the
                                        expert's own chunk (`label_topic`, DART collection;

@@ -183,8 +183,8 @@ class LatentPlanner(nn.Module):
                      ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """(the actions to condition on, the prior head's loss) for `action_prior`: the flow
         is conditioned on the executed actions where there are any (teacher forcing: they made
-        the video it learns), on the head's elsewhere; the head learns `targets` (the
-        expert's labels of DART data: what to do from each state, not the injected noise)."""
+        the video it learns), on the head's elsewhere; the head learns `targets` (default
+        those actions; `train.prior_target: expert` gives it the expert's DART labels)."""
         if self.prior is None:
             return None, torch.zeros(())
         if actions is None or mask is None:
