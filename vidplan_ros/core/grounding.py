@@ -151,8 +151,8 @@ def ground(problem: GroundingProblem, world_model: WorldModel,
     shrink, evaluations, done = 1.0, 0, False
     for _ in range(cfg.outer_iterations):
         penalties.append(mu)
-        precondition = _preconditioner(cfg, mu, H, D, n, *gains, prior=u_prior is not None,
-                                       video=w_video)
+        precondition = _preconditioner(cfg, mu, H, D, n, *gains, w_video,
+                                       prior=u_prior is not None)
         best.loss = math.inf
         for _ in range(cfg.inner_steps):
             A = U * a_scale
@@ -276,7 +276,7 @@ def video_weights(cfg: GroundingConfig, pt: ProblemTensors) -> torch.Tensor:
 
 
 def _preconditioner(cfg: GroundingConfig, mu: float, H: int, D: int, n: int, s: float,
-                    gram: torch.Tensor, prior: bool = False, video: torch.Tensor | None = None
+                    gram: torch.Tensor, video: torch.Tensor, prior: bool = False
                     ) -> Callable[[torch.Tensor], torch.Tensor]:
     """``g -> lr · P g``, ``P`` the inverse of a block-structured Gauss-Newton curvature of ``L``
     in the flat ``[Y | V | U]`` layout.
@@ -293,8 +293,7 @@ def _preconditioner(cfg: GroundingConfig, mu: float, H: int, D: int, n: int, s: 
     off = torch.ones(H - 1, device=dev)
     T = torch.diag(torch.full((H,), 1 + s * s, device=dev)) - s * (off.diag(1) + off.diag(-1))
     T[-1, -1] = 1.0
-    align = 2 * video if video is not None else torch.full((H,), 2 * cfg.video_weight,
-                                                          device=dev)
+    align = 2 * video                    # (H,) the frames' weights (`video_weights`)
     align[-1] += 2 * cfg.goal_weight
     P_latent = cfg.lr * D * torch.linalg.inv(mu * T + torch.diag(align + 1e-6 * mu))
     joint = torch.full((H, n), 2 * mu, device=dev)
@@ -413,8 +412,7 @@ def project_variables(pt: ProblemTensors, V: torch.Tensor, U: torch.Tensor, q_sc
 
 
 def _refine(wm: WorldModel, pt: ProblemTensors, cfg: GroundingConfig, cand: torch.Tensor,
-            a_scale: torch.Tensor, u_prior: torch.Tensor | None = None,
-            video: torch.Tensor | None = None
+            a_scale: torch.Tensor, u_prior: torch.Tensor | None, video: torch.Tensor
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Best rollout (by the solver's cost) among the candidate action sequences ``cand
     (K, H, A)`` (the solution first, then the starting guess) and ``refine_samples`` Gaussian

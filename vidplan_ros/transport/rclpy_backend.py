@@ -7,6 +7,7 @@ and rcl_yaml_param_parser/src/parse.c (rcl 9.2); the notes below name what each 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import signal
@@ -149,24 +150,31 @@ def _shutdown_rclpy() -> None:
         _sigint_before = None
 
 
-class _Publisher:
-    """rclpy's publisher, dropping what is published once the context is shut down.
+@contextlib.contextmanager
+def _unless_shut_down(context: Any) -> typing.Iterator[None]:
+    """Swallow rcl's "context is invalid" once `context` is shut down.
 
-    A signal shuts the context down from rclpy's own thread, so a loop that publishes on its
-    own (the sim's) can publish between its ok() check and the publish: rcl then raises
-    "publisher's context is invalid". That is the same stop as ok() turning false.
+    A signal shuts the context down from rclpy's own thread, so a loop that works on its own
+    (the sim's publishing, the gate's polling) can call rcl between its ok() check and the
+    call: that is the same stop as ok() turning false, not an error.
     """
+    try:
+        yield
+    except _rclpy.RCLError:
+        if context.ok():
+            raise
+
+
+class _Publisher:
+    """rclpy's publisher, dropping what is published once the context is shut down."""
 
     def __init__(self, pub: Any, context: Any) -> None:
         self._pub = pub
         self._context = context
 
     def publish(self, msg: Any) -> None:
-        try:
+        with _unless_shut_down(self._context):
             self._pub.publish(msg)
-        except _rclpy.RCLError:
-            if self._context.ok():
-                raise
 
     def __getattr__(self, name: str) -> Any:  # topic, get_subscription_count, ...
         return getattr(self._pub, name)
@@ -221,12 +229,9 @@ class RclpyNode(Node):
                                                  ros_qos(qos))
 
     def count_publishers(self, topic: str) -> int:
-        try:
+        with _unless_shut_down(self.ros_node.context):
             return self.ros_node.count_publishers(topic)
-        except _rclpy.RCLError:  # "context is invalid": a signal stopped us (see _Publisher)
-            if self.ros_node.context.ok():
-                raise
-            return 0
+        return 0                 # a signal shut the context down: nobody is publishing
 
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> Any:
         return self.ros_node.create_timer(period_s, callback)
