@@ -138,6 +138,22 @@ def test_sim_time_drives_clock_and_timers():
     assert ticks == [k * 1_000_000_000 for k in range(1, 6)]  # on sim time, not wall time
 
 
+def test_spin_timer_wakes_early_and_ticks_at_its_deadline():
+    """A control-loop timer (spin_s) sleeps to spin_s before its deadline and busy-waits the
+    rest: one spin_once call fires it, never before the deadline."""
+    node = create_node('spinner')
+    ticks = []
+    timer = node.create_timer(0.05, lambda: ticks.append(time.monotonic_ns()), spin_s=0.02)
+    deadline = timer.next_ns
+    node.spin_once(1.0)
+    assert len(ticks) == 1 and ticks[0] >= deadline
+    node.spin_once(1.0)
+    assert len(ticks) == 2 and ticks[1] >= deadline + 50_000_000
+    with pytest.raises(ValueError, match='spin_s 0.05 must be >= 0 and below the period'):
+        node.create_timer(0.05, lambda: None, spin_s=0.05)
+    node.shutdown()
+
+
 def test_params_file_and_overrides_feed_the_config(tmp_path):
     from vidplan_ros.transport.qos import QoS  # a frozen, validated config dataclass
     params = tmp_path / 'qos.yaml'

@@ -53,6 +53,7 @@ class ExecutorNodeConfig:
     chunk_dt_s: float = 0.02
     arm_sdk_ramp_s: float = 1.0          # G1 arm_sdk weight 0 -> 1 (and back) over this
     max_catch_up_s: float = 0.25         # a stalled loop resumes at now instead of replaying
+    tick_spin_s: float = 0.0003          # busy-wait this last part of each tick's wait (dds)
     shadow: bool = False                 # compute, publish nothing to the robot (bag replay)
     goal_horizon_s: float = 1.0          # follow_joint_trajectory: seconds of command per goal
     gripper_width_topic: str = ''        # '' = no gripper commands
@@ -64,6 +65,8 @@ class ExecutorNodeConfig:
                 f"'' (the robot's) or one of {', '.join(COMMAND_INTERFACES)}")
         require_positive(self, 'feasibility_wait_s', 'stream_rate_hz', 'chunk_horizon_s',
                          'chunk_dt_s', 'arm_sdk_ramp_s', 'max_catch_up_s', 'goal_horizon_s')
+        require(0.0 <= self.tick_spin_s <= 0.001, 'tick_spin_s', self.tick_spin_s,
+                'between 0 (sleep to every tick) and 0.001 s')
 
 
 class ExecutorNode:
@@ -124,7 +127,7 @@ class ExecutorNode:
         if self.cfg.gripper_width_topic and not self.cfg.shadow:
             self._build_gripper()
         period = self.dt_s if g1 else 1.0 / self.cfg.stream_rate_hz
-        n.create_timer(period, self._tick)
+        n.create_timer(period, self._tick, spin_s=min(self.cfg.tick_spin_s, period / 2))
         n.create_timer(0.5, self._publish_status)
 
     def _build_gripper(self) -> None:

@@ -79,10 +79,12 @@ class DdsSubscription:
 
 
 class DdsTimer:
-    def __init__(self, period_ns: int, callback: Callable[[], None], start_ns: int) -> None:
+    def __init__(self, period_ns: int, callback: Callable[[], None], start_ns: int,
+                 spin_ns: int = 0) -> None:
         self.period_ns = period_ns
         self.callback = callback
         self.next_ns = start_ns + period_ns
+        self.spin_ns = spin_ns
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -158,10 +160,15 @@ class DdsNode(Node):
         return max((s.get_publisher_count() for s in self._subs if s.topic == full),
                    default=0)
 
-    def create_timer(self, period_s: float, callback: Callable[[], None]) -> DdsTimer:
+    def create_timer(self, period_s: float, callback: Callable[[], None],
+                     spin_s: float = 0.0) -> DdsTimer:
         if not period_s > 0:
             raise ValueError(f'timer period {period_s!r} s must be > 0')
-        timer = DdsTimer(int(period_s * 1e9), callback, self._timer_now_ns() or 0)
+        if not 0.0 <= spin_s < period_s:
+            raise ValueError(f'timer spin_s {spin_s!r} must be >= 0 and below the period '
+                             f'{period_s!r} s')
+        timer = DdsTimer(int(period_s * 1e9), callback, self._timer_now_ns() or 0,
+                         int(spin_s * 1e9))
         self._timers.append(timer)
         return timer
 
@@ -209,14 +216,28 @@ class DdsNode(Node):
         if now is not None and not self._use_sim_time:
             for t in self._timers:
                 if not t.cancelled:
-                    wait_ns = min(wait_ns, max(0, t.next_ns - now))
+                    wait_ns = min(wait_ns, max(0, t.next_ns - t.spin_ns - now))
         if wait_ns > 0:
             self._waitset.wait(wait_ns)
         self._guard.take()
         self._run_posted()
         for sub in list(self._subs):
             self._drain(sub)
+        self._spin_to_deadline()
         self._run_timers()
+
+    def _spin_to_deadline(self) -> None:
+        """Busy-wait to the next deadline of a timer created with spin_s, when it is due
+        within that margin (wall time only: sim-time deadlines come with /clock)."""
+        if self._use_sim_time:
+            return
+        now = time.monotonic_ns()
+        due = [t.next_ns for t in self._timers
+               if t.spin_ns and not t.cancelled and 0 < t.next_ns - now <= t.spin_ns]
+        if due:
+            deadline = min(due)
+            while time.monotonic_ns() < deadline:
+                pass
 
     def _drain(self, sub: DdsSubscription) -> None:
         while self._ok:

@@ -233,8 +233,9 @@ class RclpyNode(Node):
             return self.ros_node.count_publishers(topic)
         return 0                 # a signal shut the context down: nobody is publishing
 
-    def create_timer(self, period_s: float, callback: Callable[[], None]) -> Any:
-        return self.ros_node.create_timer(period_s, callback)
+    def create_timer(self, period_s: float, callback: Callable[[], None],
+                     spin_s: float = 0.0) -> Any:
+        return self.ros_node.create_timer(period_s, callback)   # rcl has no spin-wait: ignored
 
     def post(self, fn: Callable[[], None]) -> None:
         """Run `fn` in the executor thread soon (thread-safe)."""
