@@ -5,7 +5,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from vidplan_ros.core.errors import ConfigValueError
 from vidplan_ros.core.robot_spec import load_robot_spec
 from vidplan_ros.nodes.diagnostics import diagnostic_values
 from vidplan_ros.transport import create_node
@@ -82,6 +84,8 @@ def test_the_shipped_params_file_configures_the_node():
     from vidplan_ros.nodes.executor_node import ExecutorNodeConfig
     cfg = load_config(ExecutorNodeConfig, REPO / 'config' / 'executor.yaml')
     assert cfg == ExecutorNodeConfig()
+    with pytest.raises(ConfigValueError, match='tick_spin_s = 0.01 is not allowed'):
+        ExecutorNodeConfig(tick_spin_s=0.01)     # a 10 ms spin would eat the 2 ms tick
 
 
 def test_feasibility_matches_wall_clock_stamps():
