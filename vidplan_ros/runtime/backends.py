@@ -114,7 +114,10 @@ class OnnxRuntimeBackend(Backend):
     """
 
     def __init__(self, onnx_dir: Path, manifest: dict[str, Any], cuda: bool = False,
-                 threads: int = 0, spin: bool | None = False) -> None:
+                 threads: int = 0,
+                 spin_graphs: tuple[str, ...] | None = ('decoder', 'sampler',
+                                                        'denoiser', 'world_model',
+                                                        'inverse_dynamics')) -> None:
         import onnxruntime as ort
         self._ort = ort
         self.name = 'onnxruntime_cuda' if cuda else 'onnxruntime'
@@ -122,10 +125,12 @@ class OnnxRuntimeBackend(Backend):
         self.providers = (['CUDAExecutionProvider', 'CPUExecutionProvider'] if cuda
                           else ['CPUExecutionProvider'])
         self.threads = threads
-        # ORT's intra-op threads spin-wait after each run by default, and between its small
-        # forward calls GVP-WM's torch backward runs on the same cores: spinning doubled
-        # g1_reach's ground time on 2 quiet cores (182 vs 96 ms p50; None: ORT's default)
-        self.spin = spin
+        # ORT's intra-op threads spin-wait between and after runs by default. The world model
+        # and inverse dynamics run inside grounding, between GVP-WM's torch backward passes on
+        # the same cores: spinning there doubled g1_reach's ground time on 2 quiet cores (182 vs
+        # 96 ms p50). The graphs that run on their own (encode, imagine) gain from it: the
+        # sampler 8.7 against 11.4 ms p50 on 2 threads. None: ORT's default for every graph.
+        self.spin_graphs = spin_graphs
         self._sessions: dict[str, Any] = {}
 
     def session(self, graph: str) -> Any:
@@ -138,9 +143,10 @@ class OnnxRuntimeBackend(Backend):
             opts.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             if self.threads:
                 opts.intra_op_num_threads = self.threads
-            if self.spin is not None:   # key from onnxruntime_session_options_config_keys.h
+            if self.spin_graphs is not None:   # onnxruntime_session_options_config_keys.h
                 opts.add_session_config_entry('session.intra_op.allow_spinning',
-                                              '1' if self.spin else '0')
+                                              '1' if graph in self.spin_graphs else '0')
+                opts.add_session_config_entry('session.force_spinning_stop', '1')
             sess = self._ort.InferenceSession(str(self.onnx_dir / entry['file']), opts,
                                               providers=self.providers)
             if sess.get_providers()[0] != self.providers[0]:
