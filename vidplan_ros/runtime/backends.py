@@ -125,11 +125,12 @@ class OnnxRuntimeBackend(Backend):
         self.providers = (['CUDAExecutionProvider', 'CPUExecutionProvider'] if cuda
                           else ['CPUExecutionProvider'])
         self.threads = threads
-        # ORT's intra-op threads spin-wait between and after runs by default. The world model
-        # and inverse dynamics run inside grounding, between GVP-WM's torch backward passes on
-        # the same cores: spinning there doubled g1_reach's ground time on 2 quiet cores (182 vs
-        # 96 ms p50). The graphs that run on their own (encode, imagine) gain from it: the
-        # sampler 8.7 against 11.4 ms p50 on 2 threads. None: ORT's default for every graph.
+        # ORT's intra-op threads spin-wait between ops and, by default, on after a run returns:
+        # between the world model's forward runs GVP-WM's torch backward passes then shared the
+        # cores with spinning threads, which doubled g1_reach's ground time (182 vs 96 ms p50).
+        # With force_spinning_stop they stop when a run returns, so the graphs in spin_graphs
+        # spin only inside their runs: the sampler 8.7 against 11.4 ms p50 without spinning, on
+        # 2 quiet threads (the encoder, 0.9 ms, does not). None: ORT's defaults for every graph.
         self.spin_graphs = spin_graphs
         self._sessions: dict[str, Any] = {}
 
