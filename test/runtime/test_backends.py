@@ -95,6 +95,21 @@ def test_denoiser_steps_match_the_sampler_graph(torch_pipe):
     np.testing.assert_allclose(graph.sample(z0, q0, noise, 4).numpy(), ref4.numpy(), atol=1e-4)
 
 
+def test_onnxruntime_threads_spin_only_inside_runs(torch_pipe):
+    """The sampler and world model spin within a run and stop when it returns (never on into
+    GVP-WM's torch backward passes); the encoder does not spin."""
+    backend = make_backend(BackendConfig('onnxruntime'), torch_pipe.models,
+                           torch_pipe.model_dir)
+
+    def entry(graph: str, key: str) -> str:
+        return backend.session(graph).get_session_options().get_session_config_entry(key)
+
+    for graph in ('sampler', 'world_model'):
+        assert entry(graph, 'session.intra_op.allow_spinning') == '1'
+        assert entry(graph, 'session.force_spinning_stop') == '1'
+    assert entry('encoder', 'session.intra_op.allow_spinning') == '0'
+
+
 def test_world_model_gradient_runs_in_torch_and_matches(torch_pipe):
     """GVP-WM's gradient through the ONNX Runtime world model adapter equals torch's."""
     from vidplan_ros.runtime.backend_models import BackendWorldModel
