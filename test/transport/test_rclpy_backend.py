@@ -70,6 +70,24 @@ def _report(logger, level, msg, throttle_s=0.0):
     getattr(logger, level)(msg, throttle_s=throttle_s)   # one call site, every severity
 
 
+def test_a_spin_timer_runs_each_tick_spin_s_after_its_scheduled_call(ros_node):
+    """rclpy's timer keeps its schedule; the callback runs once spin_s of each period has passed
+    since the call was due (rclpy executors.py `_take_timer` advances the timer before the
+    callback, timer.py `time_until_next_call`), and never earlier."""
+    period_ns, spin_ns = 100_000_000, 40_000_000
+    seen = []
+    timer = ros_node.create_timer(
+        0.1, lambda: seen.append(timer.time_until_next_call()), spin_s=0.04)
+    deadline = time.monotonic() + 5.0
+    while len(seen) < 3 and time.monotonic() < deadline:
+        ros_node.spin_once(0.2)
+    assert len(seen) == 3
+    # at the callback: next call - now = period - time since due, i.e. >= spin_s had passed
+    assert all(u <= period_ns - spin_ns for u in seen), seen
+    with pytest.raises(ValueError, match='spin_s 0.2 must be >= 0 and below the period'):
+        ros_node.create_timer(0.1, lambda: None, spin_s=0.2)
+
+
 def test_one_call_path_logs_at_every_severity_and_throttle(ros_node, capfd):
     for level in ('info', 'warning', 'error', 'info', 'debug'):
         _report(ros_node.logger, level, f'vidplan-{level}')

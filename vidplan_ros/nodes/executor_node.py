@@ -53,7 +53,7 @@ class ExecutorNodeConfig:
     chunk_dt_s: float = 0.02
     arm_sdk_ramp_s: float = 1.0          # G1 arm_sdk weight 0 -> 1 (and back) over this
     max_catch_up_s: float = 0.25         # a stalled loop resumes at now instead of replaying
-    tick_spin_s: float = 0.0003          # busy-wait this last part of each tick's wait (dds)
+    tick_spin_s: float = 0.0003          # busy-wait this last part of each tick's wait
     shadow: bool = False                 # compute, publish nothing to the robot (bag replay)
     goal_horizon_s: float = 1.0          # follow_joint_trajectory: seconds of command per goal
     gripper_width_topic: str = ''        # '' = no gripper commands

@@ -143,8 +143,9 @@ class Node(abc.ABC):
 
         `spin_s` > 0 (a control loop's timer): busy-wait the last `spin_s` before each wall-clock
         deadline instead of sleeping through it, since the OS wakes a sleeper up to ~0.6 ms late;
-        it costs that share of a core. The dds backend honours it; rclpy's timers wake from rcl's
-        wait set, which has no such option, so the rclpy backend ignores it."""
+        it costs that share of a core. Wall-clock timers only (under use_sim_time ticks follow
+        /clock). The dds backend wakes early itself; rclpy's timers wake from rcl's wait set, so
+        the rclpy backend's timer fires `spin_s` ahead and its callback busy-waits."""
 
     # --- time -----------------------------------------------------------------------------
     @abc.abstractmethod

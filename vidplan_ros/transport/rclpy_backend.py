@@ -180,6 +180,25 @@ class _Publisher:
         return getattr(self._pub, name)
 
 
+class _SpinTicker:
+    """Runs `callback` `spin_ns` after each of its rcl timer's scheduled calls, busy-waiting
+    from the call (the OS wakes rcl's wait set up to ~0.6 ms late) to that time: the ticks keep
+    the timer's own schedule, shifted by spin_ns, so a late wake-up never drifts them. rclpy's
+    executor advances the timer's next call before it runs the callback (rclpy executors.py
+    `_take_timer`: `call_timer()` first), so inside it `time_until_next_call()` is the period
+    minus the time since this call was due (rclpy timer.py)."""
+
+    def __init__(self, period_ns: int, spin_ns: int, callback: Callable[[], None]) -> None:
+        self.period_ns, self.spin_ns, self.callback = period_ns, spin_ns, callback
+        self.timer: Any = None
+
+    def __call__(self) -> None:
+        until = self.timer.time_until_next_call() if self.timer is not None else None
+        while until is not None and until > self.period_ns - self.spin_ns:
+            until = self.timer.time_until_next_call()
+        self.callback()
+
+
 class RclpyNode(Node):
     """A node on rclpy. `ros_node` is the underlying `rclpy.node.Node`."""
 
@@ -235,7 +254,14 @@ class RclpyNode(Node):
 
     def create_timer(self, period_s: float, callback: Callable[[], None],
                      spin_s: float = 0.0) -> Any:
-        return self.ros_node.create_timer(period_s, callback)   # rcl has no spin-wait: ignored
+        if not 0.0 <= spin_s < period_s:
+            raise ValueError(f'timer spin_s {spin_s!r} must be >= 0 and below the period '
+                             f'{period_s!r} s')
+        if spin_s <= 0 or self.use_sim_time:
+            return self.ros_node.create_timer(period_s, callback)
+        ticker = _SpinTicker(int(period_s * 1e9), int(spin_s * 1e9), callback)
+        ticker.timer = self.ros_node.create_timer(period_s, ticker)
+        return ticker.timer
 
     def post(self, fn: Callable[[], None]) -> None:
         """Run `fn` in the executor thread soon (thread-safe)."""
