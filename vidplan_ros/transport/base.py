@@ -206,6 +206,13 @@ def params_from_args(args: NodeArgs, node_name: str) -> tuple[dict[str, Any], st
     return params, source
 
 
+def check_timer_spin(period_s: float, spin_s: float) -> None:
+    """`Node.create_timer`'s `spin_s` must leave part of the period asleep."""
+    if not 0.0 <= spin_s < period_s:
+        raise ValueError(f'timer spin_s {spin_s!r} must be >= 0 and below the period '
+                         f'{period_s!r} s')
+
+
 def is_reserved_param(name: str) -> bool:
     return name in RESERVED_PARAMS or name.startswith(RESERVED_PREFIXES)
 

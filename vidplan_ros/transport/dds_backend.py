@@ -24,7 +24,8 @@ from cyclonedds.topic import Topic
 from cyclonedds.util import duration
 
 from vidplan_ros.core.errors import VidplanError
-from vidplan_ros.transport.base import Node, NodeArgs, config_from_node_params, params_from_args
+from vidplan_ros.transport.base import (Node, NodeArgs, check_timer_spin,
+                                        config_from_node_params, params_from_args)
 from vidplan_ros.transport.convert import time_to_ns
 from vidplan_ros.transport.dds_msgs import dds_type
 from vidplan_ros.transport.log import NodeLogger
@@ -164,9 +165,7 @@ class DdsNode(Node):
                      spin_s: float = 0.0) -> DdsTimer:
         if not period_s > 0:
             raise ValueError(f'timer period {period_s!r} s must be > 0')
-        if not 0.0 <= spin_s < period_s:
-            raise ValueError(f'timer spin_s {spin_s!r} must be >= 0 and below the period '
-                             f'{period_s!r} s')
+        check_timer_spin(period_s, spin_s)
         timer = DdsTimer(int(period_s * 1e9), callback, self._timer_now_ns() or 0,
                          int(spin_s * 1e9))
         self._timers.append(timer)

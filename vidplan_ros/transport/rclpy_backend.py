@@ -28,7 +28,7 @@ from rclpy.utilities import get_rmw_implementation_identifier
 
 from vidplan_ros.core.config import config_from_params, config_to_params
 from vidplan_ros.core.errors import ConfigError, VidplanError
-from vidplan_ros.transport.base import Node, NodeArgs, node_params
+from vidplan_ros.transport.base import Node, NodeArgs, check_timer_spin, node_params
 from vidplan_ros.transport.log import SiteThrottle
 from vidplan_ros.transport.qos import QOS_DEFAULT, QoS
 
@@ -254,9 +254,7 @@ class RclpyNode(Node):
 
     def create_timer(self, period_s: float, callback: Callable[[], None],
                      spin_s: float = 0.0) -> Any:
-        if not 0.0 <= spin_s < period_s:
-            raise ValueError(f'timer spin_s {spin_s!r} must be >= 0 and below the period '
-                             f'{period_s!r} s')
+        check_timer_spin(period_s, spin_s)
         if spin_s <= 0 or self.use_sim_time:
             return self.ros_node.create_timer(period_s, callback)
         ticker = _SpinTicker(int(period_s * 1e9), int(spin_s * 1e9), callback)
