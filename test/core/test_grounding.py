@@ -349,6 +349,10 @@ def test_skip_repeated_frames_drops_a_held_frame(wm):
     Z2 = Z.clone()
     Z2[2] += torch.randn(Z.shape[1])
     U = torch.zeros(6, wm.action_dim)
-    assert float(_cost(skip, pd, Z, U)) == pytest.approx(float(_cost(skip, pd, Z2, U)))
+    w_skip = video_weights(skip, pd)
+    assert float(_cost(skip, pd, Z, U, None, w_skip)) == pytest.approx(
+        float(_cost(skip, pd, Z2, U, None, w_skip)))
     plain = dc_replace(ACCURATE, skip_repeated_frames=False)
-    assert float(_cost(plain, pd, Z2, U)) > float(_cost(plain, pd, Z, U)) + 1e-3
+    w_plain = video_weights(plain, pd)
+    assert float(_cost(plain, pd, Z2, U, None, w_plain)) > float(
+        _cost(plain, pd, Z, U, None, w_plain)) + 1e-3

@@ -369,15 +369,13 @@ def constraints(wm: WorldModel, pt: ProblemTensors, Z: torch.Tensor, Q: torch.Te
 
 
 def _cost(cfg: GroundingConfig, pt: ProblemTensors, Z: torch.Tensor, U: torch.Tensor,
-          u_prior: torch.Tensor | None = None, video: torch.Tensor | None = None
-          ) -> torch.Tensor:
+          u_prior: torch.Tensor | None, video: torch.Tensor) -> torch.Tensor:
     """Objective ``J`` for latents ``Z (..., H, D)`` and scaled actions ``U (..., H, A)``;
     ``u_prior (H, A)`` the scaled action prior when its term is on; ``video (H,)`` the
-    frames' weights (default `video_weights`)."""
+    frames' weights (`video_weights`)."""
     J = torch.zeros(Z.shape[:-2], device=Z.device)
     if cfg.video_weight:
-        w = video_weights(cfg, pt) if video is None else video
-        J = J + (w * (2 - 2 * cosine(Z, pt.plan))).sum(-1)
+        J = J + (video * (2 - 2 * cosine(Z, pt.plan))).sum(-1)
     if cfg.goal_weight:
         J = J + cfg.goal_weight * (2 - 2 * cosine(Z[..., -1, :], pt.goal))
     if cfg.action_weight:
