@@ -11,6 +11,7 @@ from test_grounding import A_MAX, AffineWorldModel, make_problem, rollout_error,
 from vidplan_ros.core.baselines import (METHODS, CemConfig, GdConfig, GrounderConfig, WavConfig,
                                         make_grounder)
 from vidplan_ros.core.errors import ConfigValueError, VidplanError
+from vidplan_ros.core.grounding import GroundingConfig
 from vidplan_ros.core.grounding_types import GroundingProblem, NormalizedInverseDynamics
 from vidplan_ros.nn.model_config import InverseDynamicsConfig
 
@@ -126,6 +127,30 @@ def test_gvp_wm_cold_start_from_inverse_dynamics(wm):
     # seeded with the exact inverse on a feasible plan: feasible at the first evaluation
     assert r.iterations == 1 and r.dynamics_residual < 1e-4
     np.testing.assert_allclose(r.actions, actions.numpy(), atol=1e-4)
+
+
+def test_gvp_wm_anchored_to_the_prior_source(wm):
+    problem, actions = make_problem(wm, H=5, corrupt=0.3)
+    reading = make_grounder('inverse_dynamics', wm, inverse_dynamics=wm.inverse)(problem).actions
+
+    def gvp(source, p):
+        cfg = GrounderConfig(prior_source=source, gvp_wm=GroundingConfig(prior_weight=50.0))
+        return make_grounder('gvp_wm', wm, cfg, inverse_dynamics=wm.inverse)(p).actions
+
+    def dist(a, b):
+        return float(np.abs(a - np.asarray(b)).max())
+
+    # no head's prior on this problem: 'head' leaves GVP-WM free, 'inverse_dynamics' and
+    # 'auto' hold it near inverse dynamics' reading of the corrupted plan
+    free, anchored = gvp('head', problem), gvp('inverse_dynamics', problem)
+    assert dist(anchored, reading) < 0.2 * dist(free, reading)
+    np.testing.assert_allclose(gvp('auto', problem), anchored, atol=1e-6)
+    # where the problem carries the head's prior (here the true actions) 'auto' keeps it
+    with_head = replace(problem, action_prior=actions.numpy())
+    assert dist(gvp('auto', with_head), actions) < 0.5 * dist(gvp('inverse_dynamics', with_head),
+                                                               actions)
+    with pytest.raises(ConfigValueError, match='prior_source'):
+        GrounderConfig(prior_source='policy')
 
 
 def test_wav_searches_the_planner_noise(wm):

@@ -40,6 +40,9 @@ from vidplan_ros.core.grounding_types import (Grounder, GroundingProblem, Ground
 
 METHODS = ('gvp_wm', 'inverse_dynamics', 'mpc_cem', 'mpc_gd', 'collocation', 'actions_only',
            'wav', 'policy')
+# where GVP-WM's action prior (gvp_wm.prior_weight) comes from: the planner's head, inverse
+# dynamics' reading of the plan, or the head where the model set has one and else that reading
+PRIOR_SOURCES = ('head', 'inverse_dynamics', 'auto')
 
 
 def _weights_ok(cfg: object) -> None:
@@ -133,6 +136,8 @@ class GrounderConfig:
     # GVP-WM's cold start (no warm start): actions from the inverse dynamics model on the plan,
     # when make_grounder is given one (the latents still start on the plan)
     init_from_inverse_dynamics: bool = True
+    # gvp_wm's action prior (used when gvp_wm.prior_weight > 0): PRIOR_SOURCES
+    prior_source: str = 'auto'
     gvp_wm: GroundingConfig = field(default_factory=GroundingConfig)  # also 'collocation'
     mpc_cem: CemConfig = field(default_factory=CemConfig)
     mpc_gd: GdConfig = field(default_factory=GdConfig)
@@ -141,6 +146,7 @@ class GrounderConfig:
 
     def __post_init__(self) -> None:
         require_one_of(self, 'method', METHODS)
+        require_one_of(self, 'prior_source', PRIOR_SOURCES)
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,10 @@ def make_grounder(method: str, world_model: WorldModel, cfg: GrounderConfig | No
     def gvp_wm(p: GroundingProblem, w: WarmStart | None) -> GroundingResult:
         t0 = time.perf_counter()
         w = w or p.warm_start
+        if cfg.gvp_wm.prior_weight and inverse_dynamics is not None and (
+                cfg.prior_source == 'inverse_dynamics'
+                or (cfg.prior_source == 'auto' and p.action_prior is None)):
+            p = replace(p, action_prior=_inverse_dynamics(p, wm, inverse_dynamics).actions)
         if cfg.gvp_wm.prior_weight and p.action_prior is not None:
             # the prior is made for this state: a better start than the previous solution
             w = shift_warm_start(policy_result(p, wm, 'gvp_wm'), 0)

@@ -58,7 +58,7 @@ class PerceptionNodeConfig:
     latent_topic: str = '/vidplan/latent'    # + <latent_topic>/joint_states
     max_skew_s: float = 0.05             # frames of one observation lie within this
     joint_max_skew_s: float = 0.05       # nearest joint sample this close if none brackets
-    rate_hz: float = 10.0                # most latents per second (of observation time)
+    rate_hz: float = 5.0                 # most latents per second (of observation time)
     poll_rate_hz: float = 100.0          # how often the worker looks for a complete set
     device: str = 'cpu'
     threads: int = 1                     # torch threads (the pipeline nodes share cores)
