@@ -2,6 +2,7 @@
 monitor's run video and summary (on synthetic inputs; the full run is the nodes' integration
 test)."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 from vidplan_ros.core.errors import VidplanError
 from vidplan_ros.bringup.graph import (NodeEntry, model_info, param_value, pipeline_nodes,
                                       process_argv, ros_args)
-from vidplan_ros.bringup.vidplan_launch import format_report, main, sim_graph
+from vidplan_ros.bringup.vidplan_launch import format_report, main, nodes_graph, sim_graph
 from vidplan_ros.nodes.monitor_node import MonitorConfig, RunRecorder, fit
 from vidplan_ros.transport.base import parse_ros_args
 
@@ -89,6 +90,26 @@ def test_sim_graph_g1_waits_for_arm_sdk_and_checks_the_model_robot():
         sim_graph('franka', 'stack')
     with pytest.raises(VidplanError, match='at least 1'):
         sim_graph('franka', 'reach', episodes=0)
+
+
+def test_a_g1_graph_runs_on_cyclone_where_rclpy_lacks_unitree_hg(monkeypatch, capsys):
+    monkeypatch.delenv('VIDPLAN_TRANSPORT', raising=False)
+    # rclpy (the `ros` extra) imports here, unitree_ros2's unitree_hg does not: the G1's
+    # LowCmd / LowState only exist on Cyclone DDS, so `auto` would start nodes that die
+    rclpy_only = (importlib.util.find_spec('rclpy') is not None
+                  and importlib.util.find_spec('unitree_hg') is None)
+    want = {'VIDPLAN_TRANSPORT': 'dds'} if rclpy_only else {}
+    for specs in (sim_graph('g1', 'reach', episodes=1), nodes_graph('g1_reach')):
+        assert all({k: s.env[k] for k in s.env if k == 'VIDPLAN_TRANSPORT'} == want
+                   for s in specs)
+    # a Franka graph keeps `auto`, and so does a G1 graph whose transport the user chose
+    assert not any('VIDPLAN_TRANSPORT' in s.env for s in sim_graph('franka', 'reach'))
+    assert not any('VIDPLAN_TRANSPORT' in s.env
+                   for s in nodes_graph('g1_reach', interface='joint_trajectory'))
+    assert main(['sim', '--robot', 'g1', '--task', 'reach', '--dry-run']) == 0
+    assert ('runs on Cyclone DDS' in capsys.readouterr().err) == rclpy_only
+    monkeypatch.setenv('VIDPLAN_TRANSPORT', 'rclpy')
+    assert not any('VIDPLAN_TRANSPORT' in s.env for s in sim_graph('g1', 'reach'))
 
 
 def test_params_survive_the_command_line():

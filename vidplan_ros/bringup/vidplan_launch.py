@@ -15,6 +15,7 @@ The same graph on a ROS 2 host: `ros2 launch vidplan_ros sim.launch.py` (launch/
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vidplan_ros.core.errors import VidplanError
-from vidplan_ros.core.robot_spec import resolve_robot_name
+from vidplan_ros.core.robot_spec import load_robot_spec, resolve_robot_name
 from vidplan_ros.bringup.graph import (PIPELINE_OUTPUTS, command_topic, model_info,
                                       pipeline_nodes, process_argv, sim_node)
 from vidplan_ros.bringup.supervisor import ProcessSpec, run_graph
@@ -40,6 +41,20 @@ def thread_env(threads: int) -> dict[str, str]:
     if threads <= 0:
         return {}
     return {k: str(threads) for k in THREAD_VARS if k not in os.environ}
+
+
+def transport_env(robot: str, interface: str = '') -> dict[str, str]:
+    """$VIDPLAN_TRANSPORT for a graph's processes. `auto` picks rclpy where it imports, but
+    rclpy carries a G1's unitree_hg LowCmd / LowState only where unitree_ros2's unitree_hg
+    package is built and sourced; without it the graph runs on Cyclone DDS, which has those
+    types (transport/dds_msgs). A transport the user chose ($VIDPLAN_TRANSPORT) is kept."""
+    from vidplan_ros.transport import pick_backend
+    chosen = interface or load_robot_spec(robot).interfaces.command_interface
+    if os.environ.get('VIDPLAN_TRANSPORT') or not chosen.startswith('unitree'):
+        return {}
+    if pick_backend() == 'rclpy' and importlib.util.find_spec('unitree_hg') is None:
+        return {'VIDPLAN_TRANSPORT': 'dds'}
+    return {}
 
 
 def resolve_robot_task(robot: str, task: str) -> tuple[str, str, str]:
@@ -66,7 +81,7 @@ def sim_graph(robot: str, task: str, episodes: int = 3, model: str = '', method:
                            f'{spec_name!r}: pick a model set of this robot with --model')
     if episodes < 1:
         raise VidplanError(f'--episodes {episodes}: run at least 1 episode')
-    env = thread_env(threads)
+    env = {**thread_env(threads), **transport_env(spec_name)}
     nodes = pipeline_nodes(model, method=method, robot=spec_name, use_sim_time=True,
                            device=device, threads=threads, noise_seed=seed, backend=backend)
     waits = [f'{ros_type}:{topic}' for node in nodes
@@ -97,8 +112,8 @@ def nodes_graph(model: str, method: str = '', robot: str = '', use_sim_time: boo
                 threads: int = 1, device: str = '', python: str | None = None,
                 backend: str = '') -> list[ProcessSpec]:
     """The four vidplan nodes alone (the robot or simulator runs elsewhere)."""
-    env = thread_env(threads)
     robot = resolve_robot_name(robot)
+    env = {**thread_env(threads), **transport_env(robot or model_info(model).robot, interface)}
     return [ProcessSpec(n.name.replace('vidplan_', ''), process_argv(n, python=python),
                         n.required, env)
             for n in pipeline_nodes(model, method=method, robot=robot,
@@ -233,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         specs = nodes_graph(args.model, args.method, args.robot, args.use_sim_time,
                             args.shadow, args.interface, args.image_transport, args.threads,
                             args.device, backend=args.inference_backend)
+    if any(spec.env.get('VIDPLAN_TRANSPORT') for spec in specs) and \
+            not os.environ.get('VIDPLAN_TRANSPORT'):
+        print('vidplan launch: note: rclpy has no unitree_hg messages here (build and source '
+              "unitree_ros2's unitree_hg for them); this graph runs on Cyclone DDS "
+              '(VIDPLAN_TRANSPORT=dds)', file=sys.stderr)
     if args.dry_run:
         for spec in specs:
             env = ' '.join(f'{k}={v}' for k, v in spec.env.items())
