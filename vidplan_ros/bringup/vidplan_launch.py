@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from vidplan_ros.core.errors import VidplanError
-from vidplan_ros.core.robot_spec import load_robot_spec, resolve_robot_name
+from vidplan_ros.core.robot_spec import (COMMAND_INTERFACES, load_robot_spec,
+                                         resolve_robot_name)
 from vidplan_ros.bringup.graph import (PIPELINE_OUTPUTS, command_topic, model_info,
                                       pipeline_nodes, process_argv, sim_node)
 from vidplan_ros.bringup.supervisor import ProcessSpec, run_graph
@@ -44,15 +45,18 @@ def thread_env(threads: int) -> dict[str, str]:
 
 
 def transport_env(robot: str, interface: str = '') -> dict[str, str]:
-    """$VIDPLAN_TRANSPORT for a graph's processes. `auto` picks rclpy where it imports, but
-    rclpy carries a G1's unitree_hg LowCmd / LowState only where unitree_ros2's unitree_hg
-    package is built and sourced; without it the graph runs on Cyclone DDS, which has those
-    types (transport/dds_msgs). A transport the user chose ($VIDPLAN_TRANSPORT) is kept."""
+    """$VIDPLAN_TRANSPORT for a graph's processes. `auto` picks rclpy where it imports, but the
+    robot's command type (core.robot_spec.COMMAND_INTERFACES) must exist there too: where its
+    package does not import (a G1's unitree_hg without unitree_ros2 built and sourced) and
+    Cyclone DDS carries the type (transport/dds_msgs), the graph runs on Cyclone DDS. A
+    transport the user chose ($VIDPLAN_TRANSPORT) is kept."""
     from vidplan_ros.transport import pick_backend
-    chosen = interface or load_robot_spec(robot).interfaces.command_interface
-    if os.environ.get('VIDPLAN_TRANSPORT') or not chosen.startswith('unitree'):
+    from vidplan_ros.transport.dds_msgs import DDS_TYPES
+    if os.environ.get('VIDPLAN_TRANSPORT') or pick_backend() != 'rclpy':
         return {}
-    if pick_backend() == 'rclpy' and importlib.util.find_spec('unitree_hg') is None:
+    chosen = interface or load_robot_spec(robot).interfaces.command_interface
+    ros_type = COMMAND_INTERFACES.get(chosen, ('',))[0]   # an unknown one: the executor says
+    if ros_type in DDS_TYPES and importlib.util.find_spec(ros_type.split('/', 1)[0]) is None:
         return {'VIDPLAN_TRANSPORT': 'dds'}
     return {}
 
@@ -250,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                             args.device, backend=args.inference_backend)
     if any(spec.env.get('VIDPLAN_TRANSPORT') for spec in specs) and \
             not os.environ.get('VIDPLAN_TRANSPORT'):
-        print('vidplan launch: note: rclpy has no unitree_hg messages here (build and source '
-              "unitree_ros2's unitree_hg for them); this graph runs on Cyclone DDS "
+        print("vidplan launch: note: rclpy here lacks the robot's command messages (a G1's "
+              "unitree_hg: build and source unitree_ros2's); this graph runs on Cyclone DDS "
               '(VIDPLAN_TRANSPORT=dds)', file=sys.stderr)
     if args.dry_run:
         for spec in specs:
