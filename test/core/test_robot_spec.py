@@ -8,7 +8,8 @@ import yaml
 
 from vidplan_ros.core.errors import ConfigError, VidplanError
 from vidplan_ros.core.robot_spec import (COMMAND_INTERFACES, ROBOT_ALIASES, RobotInterfaces,
-                                         available_robots, load_robot_spec, robot_spec_path)
+                                         available_robots, is_unitree_interface,
+                                         load_robot_spec, robot_spec_path)
 
 
 def test_bundled_robots_load():
@@ -17,6 +18,14 @@ def test_bundled_robots_load():
         spec = load_robot_spec(name)
         lo, hi = np.array(spec.position_min_rad), np.array(spec.position_max_rad)
         assert np.all((lo <= spec.ready_pose_rad) & (np.array(spec.ready_pose_rad) <= hi))
+
+
+def test_unitree_interfaces_are_the_lowcmd_ones_of_the_table():
+    assert {i for i in COMMAND_INTERFACES if is_unitree_interface(i)} == \
+        {'unitree_arm_sdk', 'unitree_lowcmd'}
+    assert not is_unitree_interface('no_such_interface')
+    assert load_robot_spec('unitree_g1').interfaces.unitree
+    assert not load_robot_spec('franka_panda').interfaces.unitree
 
 
 def test_franka_fr3_matches_reference():

@@ -36,6 +36,11 @@ COMMAND_INTERFACES: dict[str, tuple[str, str]] = {
 }
 UNITREE_MOTOR_SLOTS = 35
 
+
+def is_unitree_interface(interface: str) -> bool:
+    """True where command interface `interface` sends Unitree LowCmds (state: LowState)."""
+    return COMMAND_INTERFACES.get(interface, ('',))[0].startswith('unitree_hg/')
+
 # Short robot names (CLI, `vidplan collect`) -> bundled robot spec names; written once here.
 ROBOT_ALIASES = {'franka': 'franka_fr3', 'fr3': 'franka_fr3', 'panda': 'franka_panda',
                  'g1': 'unitree_g1'}
@@ -63,6 +68,11 @@ class RobotInterfaces:
         needed = COMMAND_INTERFACES[self.command_interface][1]
         require(bool(getattr(self, needed)), needed, getattr(self, needed),
                 f'a topic name (command_interface is {self.command_interface!r})')
+
+    @property
+    def unitree(self) -> bool:
+        """The robot speaks Unitree LowCmd / LowState (the G1), not ROS 2 controllers."""
+        return is_unitree_interface(self.command_interface)
 
     def command(self, interface: str = '') -> tuple[str, str]:
         """(ROS type, topic or action name) the robot is commanded on over `interface`
@@ -182,7 +192,7 @@ class RobotSpec:
         bad = np.flatnonzero((ready < lo) | (ready > hi))
         require(bad.size == 0, 'ready_pose_rad', self.ready_pose_rad,
                 f'inside the position limits (not for {_names(self, bad)})')
-        if self.interfaces.command_interface.startswith('unitree'):
+        if self.interfaces.unitree:
             self._check_unitree(n)
 
     def _check_unitree(self, n: int) -> None:

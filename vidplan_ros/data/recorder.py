@@ -143,7 +143,7 @@ class EpisodeRecorder:
         unknown = [c for c in self.cameras if c not in env.camera_names]
         if unknown:
             raise BagError(f'cameras {unknown} are not in the sim ({list(env.camera_names)})')
-        self.is_g1 = self.spec.interfaces.command_interface.startswith('unitree')
+        self.is_g1 = self.spec.interfaces.unitree
         self.has_gripper = self.spec.gripper.width_max_m > 0
         self.fingers = tuple(self.spec.gripper.joint_names) if self.has_gripper else ()
         self.command_topic = command_topic(self.spec)

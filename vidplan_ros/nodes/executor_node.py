@@ -33,7 +33,8 @@ from vidplan_ros.core.action_goals import (GoalBook, GripperConfig, feedback_err
 from vidplan_ros.core.config import require, require_positive
 from vidplan_ros.core.executor import Command, Executor, ExecutorConfig, GroundedPlan
 from vidplan_ros.core.errors import VidplanError
-from vidplan_ros.core.robot_spec import COMMAND_INTERFACES, RobotSpec, load_robot_spec
+from vidplan_ros.core.robot_spec import (COMMAND_INTERFACES, RobotSpec, is_unitree_interface,
+                                         load_robot_spec)
 from vidplan_ros.nodes.action_client import ActionGoalClient
 from vidplan_ros.nodes.diagnostics import ERROR, OK, WARN, Diagnostics, spin
 from vidplan_ros.transport import create_node
@@ -107,7 +108,7 @@ class ExecutorNode:
                               self.cfg.plan_topic + '/feasibility', self._on_feasibility)
         n.create_subscription('std_msgs/msg/Bool', self.cfg.estop_topic,
                               lambda m: self.ex.set_estop(bool(m.data)))
-        g1 = self.interface.startswith('unitree')
+        g1 = is_unitree_interface(self.interface)
         if g1:
             n.create_subscription('unitree_hg/msg/LowState', i.lowstate_topic, self._on_lowstate)
         else:

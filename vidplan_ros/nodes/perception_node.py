@@ -112,7 +112,7 @@ class PerceptionNode:
                 topic, lambda m, c=cam: self._on_frame(c, m), QOS_SENSOR_DATA)
         i = self.spec.interfaces
         self.joint_source = cfg.joint_source or (
-            'lowstate' if i.command_interface.startswith('unitree') else 'joint_states')
+            'lowstate' if i.unitree else 'joint_states')
         if self.joint_source == 'lowstate':
             self.joint_topic = cfg.lowstate_topic or i.lowstate_topic or '/lowstate'
             self.slots = np.asarray(self.spec.unitree.motor_indices)

@@ -90,7 +90,7 @@ class SimNode:
                                     image_width=cfg.image_width, image_height=cfg.image_height,
                                     physics_dt_s=cfg.physics_dt_s))
         self.spec = self.env.spec
-        self.is_g1 = self.spec.interfaces.command_interface.startswith('unitree')
+        self.is_g1 = self.spec.interfaces.unitree
         self.sim_ns = 0
         self.dt_ns = int(round(cfg.physics_dt_s * 1e9))
         self.episode, self.seed = 0, cfg.seed

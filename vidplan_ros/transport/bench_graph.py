@@ -469,10 +469,11 @@ def run_graph(domain_id: int, duration_s: float, robot: str, task: str, progress
     from vidplan_ros.transport.convert import time_to_ns
     spec_name, sim_task, model = resolve_robot_task(robot, task)
     cams = model_info(model).cameras
-    interface = load_robot_spec(spec_name).interfaces.command_interface
+    interfaces = load_robot_spec(spec_name).interfaces
+    interface = interfaces.command_interface
     stream_hz = read_params_file(config_dir() / 'executor.yaml', 'vidplan_executor').get(
         'stream_rate_hz', 50.0)
-    command_period_ms = CONTROL_DT_S * 1e3 if interface.startswith('unitree') else \
+    command_period_ms = CONTROL_DT_S * 1e3 if interfaces.unitree else \
         1e3 / float(stream_hz)
     camera_at: dict[int, int] = {}
     plan_at: dict[int, int] = {}
