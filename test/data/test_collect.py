@@ -14,6 +14,7 @@ for _name in ('vidplan_ros.sim.env', 'vidplan_ros.sim.experts', 'vidplan_ros.sim
 
 from vidplan_ros.data.collect import (CollectConfig, collect, episode_dir,  # noqa: E402
                                       main, resolve_robot_task)
+from vidplan_ros.data.dataset import DatasetConfig, build_dataset  # noqa: E402
 from vidplan_ros.transport import convert as cv  # noqa: E402
 
 # the Franka scene's cameras (sim/scene.py): the fixed workspace views and the wrist
@@ -23,6 +24,7 @@ FRANKA_TOPICS = {
     '/joint_states': 'sensor_msgs/msg/JointState',
     '/fr3_arm_controller/joint_trajectory': 'trajectory_msgs/msg/JointTrajectory',
     '/franka_gripper/joint_command': 'sensor_msgs/msg/JointState',
+    '/vidplan/task_state': 'std_msgs/msg/Float64MultiArray',
     **{f'/cameras/{c}/image_raw': 'sensor_msgs/msg/Image' for c in FRANKA_CAMERAS},
     **{f'/cameras/{c}/camera_info': 'sensor_msgs/msg/CameraInfo'
        for c in FRANKA_CAMERAS},
@@ -72,7 +74,8 @@ def test_collect_franka_reach_writes_a_bag_per_episode(tmp_path, capsys):
         steps = counts['/fr3_arm_controller/joint_trajectory']
         assert steps >= 10
         for topic in FRANKA_TOPICS:  # one more observation (the end state) than commands
-            want = steps + 1 if topic.startswith(('/cameras', '/clock', '/joint_states')) \
+            want = steps + 1 if topic.startswith(('/cameras', '/clock', '/joint_states',
+                                                  '/vidplan/task_state')) \
                 else steps
             assert counts[topic] == want, topic
         with BagReader(path) as bag:
@@ -86,6 +89,9 @@ def test_collect_franka_reach_writes_a_bag_per_episode(tmp_path, capsys):
         assert episode.sim_config['image_width'] == 48
         assert meta['command_topic'] == '/fr3_arm_controller/joint_trajectory'
         assert len(meta['task_state_at_reset']['target_pos_m']) == 3
+        names, target = cv.named_values_arrays(msgs['/vidplan/task_state'][0].message)
+        assert names == ('target_x_m', 'target_y_m', 'target_z_m')
+        assert target == pytest.approx(meta['task_state_at_reset']['target_pos_m'])
         # log time = header stamp = sim time, at the plan rate from 0
         clock = [m.t_ns for m in msgs['/clock']]
         assert clock[:3] == [0, 100_000_000, 200_000_000]
@@ -144,6 +150,18 @@ def test_collect_push_with_a_shove_records_it_and_resumes_only_with_the_same_sho
         meta = bag.metadata
     assert meta['noise']['object_push_prob'] == 1.0 and meta['noise']['object_push_m'] == 0.05
     assert meta['object_pushes'] == 1
+    # the task state follows the cube (shoved once) and keeps the goal; the dataset reads it
+    ds = build_dataset(DatasetConfig(data_dir=str(out), cameras=('top',), image_size=32,
+                                     cache_dir=str(tmp_path / 'cache')))
+    assert ds.task_state_names[:2] == ('cube_x_m', 'cube_y_m') and len(ds.task_state) == \
+        len(ds.q)
+    reset = meta['task_state_at_reset']
+    assert ds.task_state[0, :2] == pytest.approx(reset['cube_pos_m'][:2], abs=1e-5)
+    assert ds.task_state[:, 4:] == pytest.approx(np.tile(reset['goal_pos_m'][:2],
+                                                         (len(ds.q), 1)), abs=1e-5)
+    moved = np.linalg.norm(ds.task_state[:, :2] - ds.task_state[0, :2], axis=1)
+    assert moved.max() > 0.02
+    assert np.allclose(ds.task_state[:, 2] ** 2 + ds.task_state[:, 3] ** 2, 1, atol=1e-4)
     assert main(args + ['--object-push-m', '0.05']) == 0      # resumes: nothing recorded again
     assert main(args + ['--object-push-m', '0.02']) != 0
     assert "'object_push_m': 0.02" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from vidplan_ros.core.errors import ConfigValueError
 from vidplan_ros.core.robot_spec import load_robot_spec
 from vidplan_ros.data.bags import BagWriter
 from vidplan_ros.data.dataset import DatasetConfig
@@ -127,11 +128,11 @@ def test_checkpoint_round_trip(tmp_path):
     assert torch.equal(torch.rand(3, generator=g), torch.rand(3, generator=g2))
 
 
-def write_bags(root, episodes: int = 3, frames: int = 14, detour: tuple[int, ...] = ()
-               ) -> None:
+def write_bags(root, episodes: int = 3, frames: int = 14, detour: tuple[int, ...] = (),
+               state: bool = False) -> None:
     """Episodes moving at a constant random joint velocity; with `detour`, the expert's own
     chunk is recorded too (/vidplan/expert_trajectory), 0.3 rad off the executed one at those
-    frames."""
+    frames; with `state`, a task state (/vidplan/task_state: the slope of joint 1, the time)."""
     rng = np.random.default_rng(0)
     for e in range(episodes):
         slope = rng.uniform(-0.5, 0.5, 7)
@@ -145,6 +146,9 @@ def write_bags(root, episodes: int = 3, frames: int = 14, detour: tuple[int, ...
                     bag.write(f'/cameras/{cam}/image_raw', t_ns,
                               cv.image_msg(dds_type, t_ns, cam, img))
                 bag.write('/joint_states', t_ns, cv.joint_state_msg(dds_type, t_ns, NAMES, q))
+                if state:
+                    bag.write('/vidplan/task_state', t_ns, cv.named_values_msg(
+                        dds_type, ('slope', 'time_s'), [slope[0], t]))
                 if k < frames - 1:
                     ts = np.array([0.1, 0.2, 0.3])
                     pos = np.stack([slope * (t + s) for s in ts])
@@ -483,3 +487,61 @@ def test_planner_action_prior_is_trained_on_the_actions_and_conditions_the_plan(
                          log=lambda s: None)
     assert info['planner_training']['steps'] == 4
     assert load_model_set(tmp_path / 'm').planner.prior is not None
+
+
+def test_planner_state_head_estimates_the_task_state_and_its_policy_reads_only_that(tmp_path):
+    """`state_dim`: the head estimates the task's state from the latent (trained on the
+    recorded labels, normalised by their training statistics) and its actions are a function
+    of (q, that estimate) alone; the loss needs the labels; a tiny joint and planner-only
+    training run with it, and the data must record as many values as the head estimates."""
+    from dataclasses import replace
+    with pytest.raises(ConfigValueError, match='state_dim'):
+        PlannerConfig(state_dim=2)
+    cfg = tiny()
+    cfg = replace(cfg, planner=replace(cfg.planner, action_prior=True, state_dim=2))
+    torch.manual_seed(0)
+    p = build_models(cfg)['planner']
+    _, z, q, noise = batch(cfg, b=16)
+    fut = z[:, None] + 0.3 * torch.randn_like(noise)
+    tau = torch.full((len(z),), 0.5)
+    acts = torch.randn(len(z), cfg.planner.horizon, cfg.action_dim)
+    mask = torch.ones(len(z), cfg.planner.horizon)
+    with pytest.raises(ValueError, match='task-state labels'):
+        p.loss(z, q, fut, noise, tau, acts, mask)
+    # labels: a linear read-out of the latent, in metres around 0.5
+    state = 0.5 + 0.1 * torch.stack([z[:, 0, 0].mean((1, 2)), z[:, -1, 1].mean((1, 2))], 1)
+    p.set_state_scale(state)
+    assert torch.allclose(p.prior.state_mean, state.mean(0))
+    with torch.no_grad():
+        assert torch.allclose(p.prior(z, q), p.prior.policy(q, p.prior.estimate(z)))
+    state_n = (state - p.prior.state_mean) / p.prior.state_std
+
+    def state_err() -> float:
+        with torch.no_grad():
+            return float(((p.prior.estimate(z) - state_n) ** 2).mean())
+    before = state_err()
+    opt = torch.optim.Adam(p.parameters(), 3e-3)
+    for _ in range(150):
+        loss = p.loss(z, q, fut, noise, tau, acts, mask, None, state)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert state_err() < 0.2 * before
+    # a label missing (NaN) adds nothing for that frame
+    partial = state.clone()
+    partial[0] = float('nan')
+    with torch.no_grad():
+        assert torch.isfinite(p.loss(z, q, fut, noise, tau, acts, mask, None, partial))
+    write_bags(tmp_path / 'bags', state=True)
+    c = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'))
+    c = replace(c, planner=replace(c.planner, action_prior=True, state_dim=2))
+    train(c, tmp_path / 'm', tmp_path / 'w', progress=False, log=lambda s: None)
+    head = load_model_set(tmp_path / 'm').planner.prior
+    assert head.state_dim == 2 and 0 < float(head.state_mean[1]) < 1.4   # the mean time
+    c2 = tiny(str(tmp_path / 'bags'), str(tmp_path / 'cache'), planner_steps=4, planner_batch=4)
+    c2 = replace(c2, planner=replace(c2.planner, action_prior=True, state_dim=2))
+    assert train_planner(c2, tmp_path / 'm', tmp_path / 'wp', progress=False,
+                         log=lambda s: None)['planner_training']['steps'] == 4
+    c3 = replace(c2, planner=replace(c2.planner, state_dim=3))
+    with pytest.raises(ValueError, match='records 2 task-state values'):
+        train_planner(c3, tmp_path / 'm', tmp_path / 'wp3', progress=False, log=lambda s: None)

@@ -19,6 +19,10 @@ joint states and the commanded trajectory chunk by header stamp on a grid of per
                                        plan_dt after the stamp, where the bag records the
                                        expert's own chunk (`label_topic`, DART collection;
                                        sim/perturb.py); 0 where it does not
+    task_state (N, S) float32          the sim's ground truth of the task (`state_topic`,
+                                       data.recorder: cube and goal, or the target; a label
+                                       for the planner's state head), NaN where the bag has
+                                       none; S = 0 when no bag has one
     seq_start  (E + 1,) int64          sequence e is frames seq_start[e]:seq_start[e + 1]
     seq_episode (E,) int64             index into episode_names of each sequence
 
@@ -50,7 +54,7 @@ __all__ = ['Dataset', 'DatasetConfig', 'DatasetError', 'DatasetReport', 'build_d
            'episode_dirs', 'split_sequences']
 
 JOINT_STATES_TOPIC = '/joint_states'
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 
 
 class DatasetError(VidplanError):
@@ -67,6 +71,8 @@ class DatasetConfig:
     command_topic: str = '/fr3_arm_controller/joint_trajectory'
     # optional: the expert's own chunk beside the executed (perturbed) one
     label_topic: str = '/vidplan/expert_trajectory'
+    # optional: the sim's ground truth of the task (aligned by the bags' log time)
+    state_topic: str = '/vidplan/task_state'
     plan_dt_s: float = 0.2                # grid period = the planner's frame period
     grid_offsets_s: tuple[float, ...] = (0.0, 0.1)   # one sequence per offset
     align_tolerance_s: float = 0.02       # max |stamp - grid time| of a matched message
@@ -78,7 +84,7 @@ class DatasetConfig:
     def __post_init__(self) -> None:
         require_positive(self, 'plan_dt_s', 'align_tolerance_s', 'image_size')
         require(len(self.cameras) > 0, 'cameras', self.cameras, 'at least one camera name')
-        for name in ('command_topic', 'label_topic'):
+        for name in ('command_topic', 'label_topic', 'state_topic'):
             require(getattr(self, name).startswith('/'), name, getattr(self, name),
                     'an absolute topic name')
         require(len(self.grid_offsets_s) > 0
@@ -135,6 +141,8 @@ class Dataset:
     seq_episode: np.ndarray
     episode_names: list[str]
     report: DatasetReport
+    task_state: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    task_state_names: tuple[str, ...] = ()
 
     @property
     def num_sequences(self) -> int:
@@ -190,18 +198,20 @@ def _read_episode(path: Path, cfg: DatasetConfig, names: tuple[str, ...],
                                    f'{sorted(topics)}); record it or fix the dataset config')
             if topics[t].count == 0:
                 raise DatasetError(f'{path}: required topic {t} has no messages')
-        wanted = cfg.required_topics() + ([cfg.label_topic] if topics.get(cfg.label_topic)
-                                          and topics[cfg.label_topic].count else [])
+        wanted = cfg.required_topics() + [t for t in (cfg.label_topic, cfg.state_topic)
+                                          if topics.get(t) and topics[t].count]
         per: dict[str, list[tuple[float, Any]]] = {t: [] for t in wanted}
-        for topic, _, _, msg in bag.messages(wanted):
-            per[topic].append((cv.time_to_ns(msg.header.stamp) * 1e-9, msg))
+        for topic, _, t_ns, msg in bag.messages(wanted):
+            # the task state has no header: its log time is its stamp (data.recorder)
+            stamp = t_ns if topic == cfg.state_topic else cv.time_to_ns(msg.header.stamp)
+            per[topic].append((stamp * 1e-9, msg))
     stamps = {t: np.array([s for s, _ in v]) for t, v in per.items()}
-    optional = (cfg.command_topic, cfg.label_topic)
+    optional = (cfg.command_topic, cfg.label_topic, cfg.state_topic)
     t_end = min(stamps[t].max() for t in cfg.required_topics() if t not in optional)
     tol = cfg.align_tolerance_s
     out = []
     for offset in cfg.grid_offsets_s:
-        imgs, qs, acts, labels, has, pert = [], [], [], [], [], []
+        imgs, qs, acts, labels, has, pert, states = [], [], [], [], [], [], []
         t = float(stamps[JOINT_STATES_TOPIC].min()) + offset
         while t <= t_end + tol:
             idx = {tp: _nearest(stamps[tp], t, tol) for tp in per}
@@ -228,6 +238,11 @@ def _read_episode(path: Path, cfg: DatasetConfig, names: tuple[str, ...],
                                     cfg.plan_dt_s)
                     dev = float(np.abs(target - label).max())
                     label_a = label - q
+            if idx.get(cfg.state_topic, -1) >= 0:
+                msg = per[cfg.state_topic][idx[cfg.state_topic]][1]
+                states.append(cv.named_values_arrays(msg))
+            elif cfg.state_topic in per:
+                states.append(None)
             imgs.append(np.stack(frame))
             qs.append(q)
             acts.append(a)
@@ -239,8 +254,21 @@ def _read_episode(path: Path, cfg: DatasetConfig, names: tuple[str, ...],
             out.append({'images': np.stack(imgs), 'q': np.array(qs, np.float32),
                         'action': np.array(acts, np.float32), 'has_action': np.array(has),
                         'label_action': np.array(labels, np.float32),
-                        'perturbation': np.array(pert, np.float32)})
+                        'perturbation': np.array(pert, np.float32),
+                        'task_state': _stack_states(states)})
     return out
+
+
+def _stack_states(states: list) -> tuple[tuple[str, ...], np.ndarray] | None:
+    """(names, (T, S) with NaN rows where a frame has none), or None without any."""
+    got = [s for s in states if s is not None]
+    if not got:
+        return None
+    names = got[0][0]
+    if any(s[0] != names for s in got):
+        raise DatasetError(f'task state names change within an episode: {names} and others')
+    rows = [np.full(len(names), np.nan) if s is None else s[1] for s in states]
+    return names, np.array(rows, np.float32)
 
 
 def _target(msg: Any, q: np.ndarray, names: tuple[str, ...], dt_s: float) -> np.ndarray:
@@ -288,6 +316,7 @@ def build_dataset(cfg: DatasetConfig, use_cache: bool = True, progress: bool = F
         raise DatasetError(f'{cfg.data_dir}: no episode has 2 aligned frames at '
                            f'{cfg.plan_dt_s} s; check stamps and align_tolerance_s')
     lens = [len(s['q']) for s in seqs]
+    state_names, task_state = _merge_states(seqs, lens)
     report = DatasetReport(data_dir=str(cfg.data_dir), topics=cfg.required_topics(),
                            episodes=len(episode_names), sequences=len(seqs),
                            frames=int(sum(lens)), plan_rate_hz=1.0 / cfg.plan_dt_s,
@@ -301,7 +330,7 @@ def build_dataset(cfg: DatasetConfig, use_cache: bool = True, progress: bool = F
                  label_action=np.concatenate([s['label_action'] for s in seqs]),
                  seq_start=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
                  seq_episode=np.array(seq_episode, np.int64), episode_names=episode_names,
-                 report=report)
+                 report=report, task_state=task_state, task_state_names=state_names)
     if use_cache:
         cache_dir.mkdir(parents=True, exist_ok=True)
         # one temporary file per process: two trainings may build the same cache at once
@@ -309,13 +338,30 @@ def build_dataset(cfg: DatasetConfig, use_cache: bool = True, progress: bool = F
         try:
             np.savez(tmp, images=ds.images, q=ds.q, action=ds.action, has_action=ds.has_action,
                      perturbation=ds.perturbation, label_action=ds.label_action,
-                     seq_start=ds.seq_start,
+                     seq_start=ds.seq_start, task_state=ds.task_state,
+                     task_state_names=np.array(state_names, dtype=str),
                      seq_episode=ds.seq_episode, episode_names=np.array(episode_names),
                      report=json.dumps(asdict(report)))
             tmp.replace(cache)
         finally:
             tmp.unlink(missing_ok=True)   # a cache is GBs: none left behind by a failed write
     return ds
+
+
+def _merge_states(seqs: list[dict[str, Any]], lens: list[int]
+                  ) -> tuple[tuple[str, ...], np.ndarray]:
+    """(names, (N, S)) over all sequences, NaN where an episode has no task state (S = 0 when
+    none has); episodes whose state has other names are an error."""
+    named = [s['task_state'] for s in seqs if s['task_state'] is not None]
+    if not named:
+        return (), np.zeros((sum(lens), 0), np.float32)
+    names = named[0][0]
+    if any(n != names for n, _ in named):
+        raise DatasetError(f'episodes record different task states ({names} and '
+                           f'{next(n for n, _ in named if n != names)}); use one task per dataset')
+    return names, np.concatenate([
+        np.full((n, len(names)), np.nan, np.float32) if s['task_state'] is None
+        else s['task_state'][1] for s, n in zip(seqs, lens)])
 
 
 def _success(d: Path) -> bool:
@@ -334,7 +380,9 @@ def _load_cache(path: Path) -> Dataset:
                    perturbation=z['perturbation'], label_action=z['label_action'],
                    seq_start=z['seq_start'],
                    seq_episode=z['seq_episode'],
-                   episode_names=[str(n) for n in z['episode_names']], report=report)
+                   episode_names=[str(n) for n in z['episode_names']], report=report,
+                   task_state=z['task_state'],
+                   task_state_names=tuple(str(n) for n in z['task_state_names']))
 
 
 def split_sequences(ds: Dataset, heldout_fraction: float, seed: int

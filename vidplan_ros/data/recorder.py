@@ -55,6 +55,10 @@ JOINT_STATES_TOPIC = '/joint_states'
 COMMANDED_TRAJECTORY_TOPIC = '/vidplan/commanded_trajectory'
 # The expert's own chunk when the executed one was perturbed (DART collection, sim.perturb).
 EXPERT_TRAJECTORY_TOPIC = '/vidplan/expert_trajectory'
+# The sim's ground truth of the task (sim.tasks.task_vector: cube and goal, or the target),
+# one dimension labelled with the comma-joined names, stamped by the bag's log time: a
+# training label for what the views must show (nn.planner's state head), never an input.
+TASK_STATE_TOPIC = '/vidplan/task_state'
 GRIPPER_TOPIC = '/franka_gripper/joint_command'   # what the sim node subscribes to
 G1_MODE_MACHINE = 5                               # G1 29-DoF rev 1.0 (robots.md §2.2)
 
@@ -155,7 +159,8 @@ class EpisodeRecorder:
         """Every topic this recorder writes, with its ROS type."""
         out = {CLOCK_TOPIC: 'rosgraph_msgs/msg/Clock',
                JOINT_STATES_TOPIC: 'sensor_msgs/msg/JointState',
-               self.command_topic: 'trajectory_msgs/msg/JointTrajectory'}
+               self.command_topic: 'trajectory_msgs/msg/JointTrajectory',
+               TASK_STATE_TOPIC: 'std_msgs/msg/Float64MultiArray'}
         if self.record_labels:
             out[EXPERT_TRAJECTORY_TOPIC] = 'trajectory_msgs/msg/JointTrajectory'
         for cam in self.cameras:
@@ -196,6 +201,9 @@ class EpisodeRecorder:
                 arr[slots] = val
             bag.write(self.spec.interfaces.lowstate_topic, t_ns, cv.lowstate_msg(
                 dds_type, t_ns // 1_000_000, G1_MODE_MACHINE, *full))
+        from vidplan_ros.sim.tasks import task_vector
+        names, values = task_vector(env.task_state())
+        bag.write(TASK_STATE_TOPIC, t_ns, cv.named_values_msg(dds_type, names, values))
         for cam in self.cameras:
             pixels = env.render(cam)
             frame = f'{cam}_camera_optical_frame'

@@ -56,9 +56,15 @@ class PlannerConfig:
     # flow then renders the motion it is told (the recorded actions while training, the
     # head's at inference).
     action_prior: bool = False
+    # > 0 (with action_prior): the head estimates the task's state (this many values: the
+    # data's /vidplan/task_state, e.g. cube and goal) from the latent, and its policy reads
+    # only that estimate and the joints.
+    state_dim: int = 0
 
     def __post_init__(self) -> None:
         require_positive(self, 'horizon', 'd_model', 'layers', 'heads', 'sample_steps')
+        require(self.state_dim >= 0 and (self.state_dim == 0 or self.action_prior),
+                'state_dim', self.state_dim, '0, or > 0 together with action_prior: true')
         require(self.noise_scale >= 0.0, 'noise_scale', self.noise_scale, '>= 0')
         require(self.d_model % self.heads == 0, 'd_model', self.d_model,
                 'a multiple of heads')

@@ -15,7 +15,11 @@ Options (PlannerConfig, off in the committed sets): `self_attention`, the grid c
 attend to each other; `global_state`, an MLP over the whole current latent adds a state token
 to the conditioning; `action_prior`, a policy head predicts the H actions from the current
 latent and joints, and the plan is conditioned on them (the recorded actions while training).
-results/eval/planner_diagnosis measured each on push.
+results/eval/planner_diagnosis measured each on push. With `state_dim` > 0 the head first
+estimates the task's state from the latent (cube and goal, trained on the sim's ground truth,
+data.recorder's task state) and its policy reads only that estimate and the joints: a policy
+on the true state pushes 37/40 where one on the whole latent overfits (results/eval/
+state_head).
 """
 
 from __future__ import annotations
@@ -79,19 +83,43 @@ class _CrossAttn(nn.Module):
 
 
 class _ActionPrior(nn.Module):
-    """(z0 (B, V, C, h, w), q (B, n)) -> normalised actions (B, H, n): a small policy head."""
+    """(z0 (B, V, C, h, w), q (B, n)) -> normalised actions (B, H, n): a small policy head.
 
-    def __init__(self, v: int, c: int, h: int, w: int, n: int, horizon: int, d: int) -> None:
+    With `state_dim` S > 0: z0 -> the task's state (B, S), normalised by the buffers
+    `state_mean` / `state_std` (set from the training labels), and (q, state) -> actions."""
+
+    def __init__(self, v: int, c: int, h: int, w: int, n: int, horizon: int, d: int,
+                 state_dim: int = 0) -> None:
         super().__init__()
-        self.horizon, self.n = horizon, n
+        self.horizon, self.n, self.state_dim = horizon, n, state_dim
         self.conv = nn.Sequential(nn.Conv2d(v * c, d, 3, padding=1), nn.SiLU(),
                                   nn.Conv2d(d, d, 3, stride=2, padding=1), nn.SiLU(),
                                   nn.Flatten())
         cells = ((h + 1) // 2) * ((w + 1) // 2)
-        self.head = nn.Sequential(nn.Linear(d * cells + n, 2 * d), nn.SiLU(),
-                                  nn.Linear(2 * d, horizon * n))
+        if state_dim:
+            wide = max(2 * d, 256)
+            self.register_buffer('state_mean', torch.zeros(state_dim))
+            self.register_buffer('state_std', torch.ones(state_dim))
+            self.state = nn.Sequential(nn.Linear(d * cells, 2 * d), nn.SiLU(),
+                                       nn.Linear(2 * d, state_dim))
+            self.head = nn.Sequential(nn.Linear(n + state_dim, wide), nn.SiLU(),
+                                      nn.Linear(wide, wide), nn.SiLU(),
+                                      nn.Linear(wide, horizon * n))
+        else:
+            self.head = nn.Sequential(nn.Linear(d * cells + n, 2 * d), nn.SiLU(),
+                                      nn.Linear(2 * d, horizon * n))
+
+    def estimate(self, z0: torch.Tensor) -> torch.Tensor:
+        """The task's state (B, S), normalised (`state_dim` > 0)."""
+        return self.state(self.conv(z0.flatten(1, 2)))
+
+    def policy(self, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """Normalised actions (B, H, n) from q (B, n) and a normalised state (B, S)."""
+        return self.head(torch.cat([q, state], dim=1)).reshape(-1, self.horizon, self.n)
 
     def forward(self, z0: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        if self.state_dim:
+            return self.policy(q, self.estimate(z0))
         f = torch.cat([self.conv(z0.flatten(1, 2)), q], dim=1)
         return self.head(f).reshape(-1, self.horizon, self.n)
 
@@ -119,7 +147,7 @@ class LatentPlanner(nn.Module):
         self.self_attn = _CrossAttn(d, p.heads) if p.self_attention else None
         self.state_in = nn.Sequential(nn.Flatten(), nn.Linear(v * c * h * w, d), nn.SiLU(),
                                       nn.Linear(d, d)) if p.global_state else None
-        self.prior = _ActionPrior(v, c, h, w, cfg.action_dim, p.horizon, d) \
+        self.prior = _ActionPrior(v, c, h, w, cfg.action_dim, p.horizon, d, p.state_dim) \
             if p.action_prior else None
         self.prior_in = nn.Sequential(nn.Linear(p.horizon * cfg.action_dim, d), nn.SiLU(),
                                       nn.Linear(d, d)) if p.action_prior else None
@@ -171,15 +199,28 @@ class LatentPlanner(nn.Module):
 
     def loss(self, z0: torch.Tensor, q: torch.Tensor, future: torch.Tensor,
              noise: torch.Tensor, tau: torch.Tensor, actions: torch.Tensor | None = None,
-             mask: torch.Tensor | None = None, targets: torch.Tensor | None = None
-             ) -> torch.Tensor:
+             mask: torch.Tensor | None = None, targets: torch.Tensor | None = None,
+             state: torch.Tensor | None = None) -> torch.Tensor:
         """Flow-matching MSE for future (B, H, V, C, h, w), noise like future, tau (B,); with
         `action_prior`, plus the head's MSE on `targets` (B, H, n; default the window's
-        normalised executed actions (B, H, n)) where `mask` (B, H) is 1."""
-        return self.loss_and_first(z0, q, future, noise, tau, actions, mask, targets)[0]
+        normalised executed actions (B, H, n)) where `mask` (B, H) is 1; with `state_dim`,
+        plus its state estimate's MSE on `state` (B, S) (the raw labels; NaN: none)."""
+        return self.loss_and_first(z0, q, future, noise, tau, actions, mask, targets,
+                                   state)[0]
+
+    def set_state_scale(self, labels: torch.Tensor) -> None:
+        """state_mean / state_std := those of the training labels (M, S) (NaN rows skipped)."""
+        assert self.prior is not None and self.prior.state_dim
+        ok = labels[~torch.isnan(labels).any(dim=1)]
+        if len(ok) < 2:
+            raise ValueError('planner.state_dim > 0 needs task-state labels in the data '
+                             '(/vidplan/task_state, recorded by vidplan collect)')
+        self.prior.state_mean.copy_(ok.mean(0))
+        self.prior.state_std.copy_(ok.std(0).clamp(min=1e-3))
 
     def _prior_terms(self, z0: torch.Tensor, q: torch.Tensor, actions: torch.Tensor | None,
-                     mask: torch.Tensor | None, targets: torch.Tensor | None
+                     mask: torch.Tensor | None, targets: torch.Tensor | None,
+                     state: torch.Tensor | None = None
                      ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """(the actions to condition on, the prior head's loss) for `action_prior`: the flow
         is conditioned on the executed actions where there are any (teacher forcing: they made
@@ -191,19 +232,32 @@ class LatentPlanner(nn.Module):
             raise ValueError("planner.action_prior: the planner loss needs the windows' "
                              'actions and their mask')
         goal = actions if targets is None else targets
-        pred = self.prior(z0, q)
+        head = self.prior
+        state_err = torch.zeros(())
+        if head.state_dim:
+            if state is None:
+                raise ValueError('planner.state_dim > 0: the planner loss needs the task-state '
+                                 'labels')
+            est = head.estimate(z0)
+            s_ok = ~torch.isnan(state).any(dim=1, keepdim=True)
+            s_n = torch.where(s_ok, (state - head.state_mean) / head.state_std, est.detach())
+            state_err = ((est - s_n) ** 2).mean()
+            # the policy learns on the estimate it will read when deployed
+            pred = head.policy(q, est.detach())
+        else:
+            pred = head(z0, q)
         m = mask[..., None]
         err = (((pred - goal) ** 2) * m).sum() / (m.sum() * goal.shape[-1]).clamp(min=1)
-        return torch.where(m > 0, actions, pred.detach()), err
+        return torch.where(m > 0, actions, pred.detach()), err + state_err
 
     def loss_and_first(self, z0: torch.Tensor, q: torch.Tensor, future: torch.Tensor,
                        noise: torch.Tensor, tau: torch.Tensor,
                        actions: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                       targets: torch.Tensor | None = None
+                       targets: torch.Tensor | None = None, state: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """The flow loss and the net's estimate of the first future frame (B, V, C, h, w)
         from x_tau (one Euler step to tau = 1), for losses on what the plan implies."""
-        act, prior_loss = self._prior_terms(z0, q, actions, mask, targets)
+        act, prior_loss = self._prior_terms(z0, q, actions, mask, targets, state)
         b, _, _, _, h, w = future.shape
         x1 = (future - z0[:, None]).reshape(b, self.plan_ch, h, w) / self._scale()
         x0 = noise.reshape(b, self.plan_ch, h, w)

@@ -53,11 +53,13 @@ class _DynLoss(nn.Module):
         self.rollout = rollout
 
     def forward(self, z: torch.Tensor, q: torch.Tensor, a: torch.Tensor, mask: torch.Tensor,
-                noise: torch.Tensor, tau: torch.Tensor, label: torch.Tensor
+                noise: torch.Tensor, tau: torch.Tensor, label: torch.Tensor,
+                state: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z (B, H+1, V, C, h, w), q (B, H+1, n), a (B, H, n) executed and label (B, H, n)
-        the prior head's targets, mask (B, H) of valid steps."""
-        fm = self.planner.loss(z[:, 0], q[:, 0], z[:, 1:], noise, tau, a, mask, label)
+        the prior head's targets, mask (B, H) of valid steps; state (B, S) the task-state
+        labels of the first frame (planner.state_dim)."""
+        fm = self.planner.loss(z[:, 0], q[:, 0], z[:, 1:], noise, tau, a, mask, label, state)
         k = self.rollout
         zr, qr = self.world_model.rollout(z[:, 0], q[:, 0], a[:, :k])
         m = mask[:, :k]
@@ -236,8 +238,11 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
     has = torch.as_tensor(ds.has_action, dtype=torch.float32)
     horizon = cfg.planner.horizon
     win = torch.as_tensor(_windows(ds, train_seqs, horizon, full=False))
+    s_all = _state_labels(ds, cfg)
     if dyn_step == 0:
         models['planner'].set_residual_scale(*_future_pairs(z_all, win, device))
+        if s_all is not None:
+            models['planner'].set_state_scale(s_all[win[:, 0]])
     dyn_run = _wrap(dyn, world, device)
     dyn_losses: list[list[float]] = []
     held_win = torch.as_tensor(_windows(ds, held_seqs, horizon, full=False)) \
@@ -251,7 +256,8 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
             parts = [float(v) for v in dyn(
                 z_all[eval_rows].to(device), q_all[eval_rows].to(device),
                 a_all[eval_rows[:, :-1]].to(device), mask.to(device), held_noise.to(device),
-                held_tau.to(device), l_all[eval_rows[:, :-1]].to(device))]
+                held_tau.to(device), l_all[eval_rows[:, :-1]].to(device),
+                _rows_of(s_all, eval_rows[:, 0], device))]
         dyn.train()
         recent = [sum(r) for r in dyn_losses[-tc.eval_every:]] or [math.nan]
         dyn_track.add(dyn_step, float(np.mean(recent)),
@@ -274,7 +280,8 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
             fm, wm, idl = dyn_run(z.to(device), q_all[rows].to(device),
                                   a_all[rows[:, :-1]].to(device), mask.to(device),
                                   noise.to(device), tau.to(device),
-                                  l_all[rows[:, :-1]].to(device))
+                                  l_all[rows[:, :-1]].to(device),
+                                  _rows_of(s_all, rows[:, 0], device))
             loss = fm + wm + idl
             dyn_opt.zero_grad()
             loss.backward()
@@ -413,8 +420,11 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
             track.load_state_dict(ck['tracker'])
         step, elapsed = ck['step'], ck['elapsed_s']
         log(f'resumed from {ckpt_path}: planner step {step}')
-    else:
+    s_all = _state_labels(ds, cfg)
+    if ck is None:
         planner.set_residual_scale(*_future_pairs(z_all, win, device))
+        if s_all is not None:
+            planner.set_state_scale(s_all[win[:, 0]])
     step0 = step
 
     def save() -> None:
@@ -442,7 +452,8 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
         with torch.no_grad():
             v = planner.loss(z_all[h_rows[:, 0]].to(device), q_all[h_rows[:, 0]].to(device),
                              z_all[h_rows[:, 1:]].to(device), h_noise.to(device),
-                             h_tau.to(device), *window_actions(h_rows))
+                             h_tau.to(device), *window_actions(h_rows),
+                             _rows_of(s_all, h_rows[:, 0], device))
         planner.train()
         return float(v)
 
@@ -458,6 +469,20 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
         planner.train()
         return float(cos[:, 0].mean()), float(cos[:, -1].mean()), float(copy[:, -1].mean())
 
+    def held_state() -> list[float]:
+        """Held-out RMSE of the state head's estimate per task-state value (label units)."""
+        if s_all is None:
+            return []
+        planner.eval()
+        with torch.no_grad():
+            dev = next(planner.parameters()).device   # the card's figure comes after .cpu()
+            est = planner.prior.estimate(z_all[h_rows[:, 0]].to(dev)).cpu()
+            est = est * planner.prior.state_std.cpu() + planner.prior.state_mean.cpu()
+        planner.train()
+        err = (est - s_all[h_rows[:, 0]]) ** 2
+        ok = ~torch.isnan(err).any(dim=1)
+        return [round(float(v), 4) for v in err[ok].mean(0).sqrt()]
+
     inv = old.inverse_dynamics.to(device).eval().requires_grad_(False)
 
     def planner_loss(rows: torch.Tensor, z: torch.Tensor, noise: torch.Tensor,
@@ -466,10 +491,11 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
         error on the planner's estimate of the first future frame."""
         q0 = q_all[rows[:, 0]].to(device)
         acts, valid, labels = window_actions(rows)
+        state = _rows_of(s_all, rows[:, 0], device)
         if tc.planner_action_weight == 0:
-            return planner.loss(z[:, 0], q0, z[:, 1:], noise, tau, acts, valid, labels)
+            return planner.loss(z[:, 0], q0, z[:, 1:], noise, tau, acts, valid, labels, state)
         fm, first = planner.loss_and_first(z[:, 0], q0, z[:, 1:], noise, tau, acts, valid,
-                                           labels)
+                                           labels, state)
         m = valid[:, 0]   # has_action of the first frame (its next frame is in its sequence)
         err = ((inv(z[:, 0], first, q0) - acts[:, 0]) ** 2).mean(-1)
         return fm + tc.planner_action_weight * (err * m).sum() / m.sum().clamp(min=1)
@@ -501,7 +527,8 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
                 track.add(step, float(np.mean(losses[-tc.eval_every:])), {'total': flow})
                 c1, ch, cc = held_cos()
                 log(f'step {step}: flow loss {np.mean(losses[-50:]):.4f}, held-out flow '
-                    f'{flow:.4f}, planner cos@1 {c1:.3f} cos@H {ch:.3f} (copy@H {cc:.3f})')
+                    f'{flow:.4f}, planner cos@1 {c1:.3f} cos@H {ch:.3f} (copy@H {cc:.3f})'
+                    + (f', state RMSE {held_state()}' if s_all is not None else ''))
     track.restore_best()
     save()
     wall = elapsed + time.time() - t_start
@@ -530,6 +557,8 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
         'train_episodes': int(len(set(ds.seq_episode[train_seqs].tolist()))),
         'heldout_episodes': int(len(set(ds.seq_episode[held_seqs].tolist()))),
         'windows': int(len(win)), 'max_perturbation_rad': tc.planner_max_perturbation_rad}
+    if s_all is not None:
+        info['planner_training']['state_rmse'] = dict(zip(ds.task_state_names, held_state()))
     info['training'] = {**info['training'], 'curves': {
         **{k: v for k, v in info['training'].get('curves', {}).items() if k != track.name},
         track.name: track.summary()}}
@@ -549,6 +578,26 @@ def _heldout_draw(z_all: torch.Tensor, windows: torch.Tensor, n: int, seed: int
     rows = windows[torch.randperm(len(windows), generator=gen)[:n]]
     noise = torch.randn(z_all[rows][:, 1:].shape, generator=gen)
     return rows, noise, torch.rand(len(rows), generator=gen)
+
+
+def _state_labels(ds: Dataset, cfg: ModelConfig) -> torch.Tensor | None:
+    """(N, S) raw task-state labels for `planner.state_dim`, None without a state head; a clear
+    error when the data has none or another number of them."""
+    want = cfg.planner.state_dim
+    if not want:
+        return None
+    got = ds.task_state.shape[1]
+    if got != want:
+        raise ValueError(f'planner.state_dim is {want} but the data records {got} task-state '
+                         f'values {list(ds.task_state_names)} on {cfg.data.state_topic}; '
+                         'collect the episodes again with this vidplan collect, or set '
+                         f'planner.state_dim: {got}')
+    return torch.as_tensor(ds.task_state, dtype=torch.float32)
+
+
+def _rows_of(values: torch.Tensor | None, rows: torch.Tensor, device: torch.device
+             ) -> torch.Tensor | None:
+    return None if values is None else values[rows].to(device)
 
 
 def _prior_labels(ds: Dataset, tc: TrainConfig) -> np.ndarray:

@@ -83,6 +83,23 @@ class PushState:
 
 TaskState = ReachState | PushState
 
+# The task's ground truth as a flat vector (`task_vector`), recorded beside the cameras as a
+# training label: what the views must show for the task to be done. A cube looks the same
+# every quarter turn, so its yaw goes in as sin / cos of 4 yaw.
+PUSH_STATE_NAMES = ('cube_x_m', 'cube_y_m', 'cube_sin_4yaw', 'cube_cos_4yaw', 'goal_x_m',
+                    'goal_y_m')
+REACH_STATE_NAMES = ('target_x_m', 'target_y_m', 'target_z_m')
+
+
+def task_vector(state: TaskState) -> tuple[tuple[str, ...], np.ndarray]:
+    """(names, values) of the task's ground truth (robot base frame, m)."""
+    if isinstance(state, PushState):
+        w, x, y, z = np.asarray(state.cube_quat_wxyz, dtype=float)
+        yaw = np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+        values = [*state.cube_pos_m[:2], np.sin(4 * yaw), np.cos(4 * yaw), *state.goal_pos_m[:2]]
+        return PUSH_STATE_NAMES, np.array(values, dtype=float)
+    return REACH_STATE_NAMES, np.asarray(state.target_pos_m, dtype=float).copy()
+
 
 class Task(abc.ABC):
     """One task of one robot; `add_to_scene` before compiling, `bind` after."""

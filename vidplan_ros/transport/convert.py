@@ -254,6 +254,30 @@ def latent_array(msg: Any, shape: Sequence[int]) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32).reshape(shape)
 
 
+def named_values_msg(msg_type: MsgType, names: Sequence[str], values: Any) -> Any:
+    """Named floats as a Float64MultiArray: one dimension labelled with the comma-joined
+    names (the task state, data.recorder)."""
+    vals = _floats(values)
+    if len(names) != len(vals) or any(',' in n for n in names):
+        raise ValueError(f'named_values_msg: {len(names)} names without commas for '
+                         f'{len(vals)} values, got {list(names)}')
+    dim = msg_type('std_msgs/msg/MultiArrayDimension')(label=','.join(names), size=len(vals),
+                                                       stride=len(vals))
+    return msg_type('std_msgs/msg/Float64MultiArray')(
+        layout=msg_type('std_msgs/msg/MultiArrayLayout')(dim=[dim]), data=vals)
+
+
+def named_values_arrays(msg: Any) -> tuple[tuple[str, ...], np.ndarray]:
+    """(names, values) of a `named_values_msg`; names x0, x1, ... where the label is not one
+    name per value."""
+    dims = list(msg.layout.dim)
+    values = np.asarray(msg.data, np.float64)
+    names = tuple(str(dims[0].label).split(',')) if dims else ()
+    if len(names) != len(values):
+        names = tuple(f'x{i}' for i in range(len(values)))
+    return names, values
+
+
 def camera_info_msg(msg_type: MsgType, stamp_ns: int, frame_id: str, width: int, height: int,
                     k: np.ndarray) -> Any:
     """A pinhole CameraInfo without distortion from intrinsics `k` (3, 3)."""
