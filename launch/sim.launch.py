@@ -39,5 +39,5 @@ def launch_setup(context, *args, **kwargs):
     info = model_info(a['model'])
     robot = a['robot'] or info.robot
     sim = sim_node(robot, a['task'] or info.task, int(a['episodes']), int(a['seed']),
-                   info.cameras, float(a['episode_time_s']))
+                   info.cameras, float(a['episode_time_s']), image_size=info.image_size)
     return [node_action(sim), *pipeline_actions(a, use_sim_time=True, robot=robot)]

@@ -144,6 +144,8 @@ def test_cli_dry_run_lists_the_processes(capsys):
     # --inference-backend (default auto) is the backend parameter of the three model nodes
     assert [' backend:=auto' in line for line in lines] == [False, True, True, True, False,
                                                            False]
+    # the sim renders at the model set's resolution (franka_push: 64 px), as its data was
+    assert 'image_width:=64' in lines[0] and 'image_height:=64' in lines[0]
     assert main(['nodes', '--model', 'g1_reach', '--interface', 'unitree_lowcmd',
                  '--inference-backend', 'torch', '--dry-run']) == 0
     out = capsys.readouterr().out

@@ -136,6 +136,52 @@ def test_start_deviation_and_splice_velocity_rejects():
     assert ex.on_plan(fast).reason == 'splice_velocity'
 
 
+def test_a_late_plan_is_checked_where_the_robot_was_at_its_stamp():
+    """A plan made while the robot held still, starting where it was, that arrives 0.5 s
+    later (a loaded live graph) moving at 0.9 rad/s, is by then 0.45 rad ahead of the command:
+    accepted and blended in within the limits (checked now, it was refused, and the robot held
+    on, so every later plan was refused too); a plan that did not start where the robot was at
+    its stamp is still refused, even if it passes the command now."""
+    ex, q0 = make()
+    cmds = run(ex, 0.0, 0.8)
+    late = ramp_plan(q0, 0.3, joint=3, speed=0.9, horizon=1.5, t_from=0.3)
+    assert ex.on_plan(late).accepted
+    cmds += run(ex, 0.8, 1.25)          # the plan goes stale at 1.3 s
+    assert cmds[-1].mode == 'track' and cmds[-1].q_rad[3] - q0[3] > 0.3
+    assert max(limit_ratios(qs(cmds), ex.limits).values()) <= 1
+    ex, q0 = make()
+    run(ex, 0.0, 0.8)
+    elsewhere = ramp_plan(q0 - np.eye(7)[3] * 0.45, 0.3, joint=3, speed=0.9, horizon=1.5,
+                          t_from=0.3)
+    assert ex.on_plan(elsewhere).reason == 'start_deviation'    # passes q0 at 0.8 s
+
+
+def test_a_robot_moved_away_from_the_command_is_not_pulled_back():
+    """The robot jumps 0.5 rad away from the command (a sim reset, a hand): the plan is
+    dropped, the command comes to rest within the limits, then restarts at the measured state
+    (not pulled back) and a plan made from there is accepted; small tracking errors do not."""
+    ex, q0 = make()
+    assert ex.on_plan(ramp_plan(q0, 0.0, speed=0.3, horizon=3.0)).accepted
+    cmds = []
+    for t in np.arange(0.0, 0.5, DT):    # lagging 0.1 rad behind: tracked on
+        ex.on_state(ex._filter.q - 0.1 * np.eye(7)[0], None, t)
+        cmds.append(ex.step(t))
+    assert cmds[-1].mode == 'track'
+    moved = q0 + 0.5 * np.eye(7)[2]
+    for t in np.arange(0.5, 1.5, DT):
+        ex.on_state(moved, None, t)
+        cmds.append(ex.step(t))
+    reasons = [c.reason for c in cmds]
+    stop = reasons.index('tracking_error')
+    restart = reasons.index('resync')
+    assert 500 <= stop < restart
+    assert max(limit_ratios(qs(cmds[:restart]), ex.limits).values()) <= 1
+    assert np.allclose(cmds[restart].q_rad, moved) and not cmds[restart].dq_rad_s.any()
+    assert np.allclose(cmds[-1].q_rad, moved) and cmds[-1].mode == 'hold'
+    assert ex.status()['counts']['resync'] == 1
+    assert ex.on_plan(ramp_plan(moved, 1.49, speed=0.2)).accepted
+
+
 def test_estop_decelerates_within_limits_and_latches():
     ex, q0 = make()
     assert ex.on_plan(ramp_plan(q0, 0.0, speed=1.0, horizon=2.0)).accepted

@@ -156,13 +156,20 @@ def pipeline_nodes(model: str, method: str = '', robot: str = '', use_sim_time: 
 
 def sim_node(robot: str, task: str, episodes: int = 0, seed: int = 0,
              cameras: tuple[str, ...] = (), episode_time_s: float = 0.0,
-             realtime_factor: float = 0.0, required: bool = True) -> NodeEntry:
+             realtime_factor: float = 0.0, required: bool = True,
+             image_size: int = 0) -> NodeEntry:
     """The embedded MuJoCo sim node: the robot, the task, N episodes (0 = forever); 0 for
-    `episode_time_s` / `realtime_factor` keeps the node's default."""
+    `episode_time_s` / `realtime_factor` / `image_size` keeps the node's default.
+
+    `image_size`: render the cameras at the model set's resolution, as its training episodes
+    were; rendered larger and resized by perception (INTER_AREA), the frames are smoother than
+    any the models saw, and franka_reach's live plans turned to noise (1/3 episodes)."""
     params: dict[str, Any] = {'robot': robot, 'task': task, 'episodes': int(episodes),
                               'seed': int(seed)}
     if cameras:
         params['cameras'] = list(cameras)
+    if image_size > 0:
+        params['image_width'] = params['image_height'] = int(image_size)
     if episode_time_s > 0:
         params['episode_time_s'] = float(episode_time_s)
     if realtime_factor > 0:

@@ -93,7 +93,7 @@ def sim_graph(robot: str, task: str, episodes: int = 3, model: str = '', method:
     ros_type, topic = command_topic(spec_name)
     waits.append(f'{ros_type}:{topic}')
     sim = sim_node(spec_name, sim_task, episodes, seed, info.cameras, episode_time_s,
-                   realtime_factor=realtime_factor)
+                   realtime_factor=realtime_factor, image_size=info.image_size)
     gate = [python, '-m', 'vidplan_ros.bringup.gate', '--label', 'the sim',
             '--timeout', f'{ready_timeout_s:g}']
     for wait in waits:

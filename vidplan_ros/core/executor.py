@@ -10,6 +10,18 @@ limits, always (see ``limits.py``). A stale observation, a stale plan or an e-st
 to rest along the filter's certified stopping plans; a plan the world model could not make
 feasible (dynamics residual above threshold) is rejected, keeping the current one.
 
+A plan starts where the robot was at its stamp, so its start is checked against the command
+of that moment (a short history), not against the command now: a plan that arrives 0.15 s late
+has moved on from where the robot still is, by as much as its first step, and is blended in
+from the command now like any other.
+
+The command runs open loop on the measured state, as a trajectory controller's reference does.
+When the robot is further than ``max_tracking_error_rad`` from it (moved by hand, reset by a
+simulator, a controller that stopped following), the plan is dropped and the command brought
+to rest, and a command at rest that far from the robot restarts at the measured state: it
+would otherwise pull the robot back, and every plan made from where the robot is would fail
+the start check.
+
 One clock: plan stamps, observation stamps and ``now_s`` must come from the same clock.
 """
 
@@ -75,6 +87,7 @@ class ExecutorConfig:
     max_dynamics_residual: float = 0.1
     min_alignment: float = -1.0           # cosine alignment gate; -1 = off
     max_start_deviation_rad: float = 0.4
+    max_tracking_error_rad: float = 0.3   # measured vs command -> stop, then restart there
     max_splice_velocity_change_rad_s: float = 1.0
     splice_blend_s: float = 0.2
     tracking_time_constant_s: float = 0.05
@@ -84,6 +97,7 @@ class ExecutorConfig:
     def __post_init__(self) -> None:
         require_positive(self, 'control_dt_s', 'stale_plan_s', 'stale_observation_s',
                          'max_future_stamp_s', 'max_dynamics_residual', 'max_start_deviation_rad',
+                         'max_tracking_error_rad',
                          'max_splice_velocity_change_rad_s', 'splice_blend_s',
                          'tracking_time_constant_s', 'max_plan_horizon_s')
         for name in ('velocity_scale', 'acceleration_scale', 'jerk_scale'):
@@ -137,6 +151,27 @@ def _finite(*values: object) -> bool:
     return all(bool(np.isfinite(v).all()) for v in values if v is not None)
 
 
+class _History:
+    """The emitted commands of the last `span_s` (a ring), looked up by time."""
+
+    def __init__(self, span_s: float, dt_s: float, n: int) -> None:
+        size = int(np.ceil(span_s / dt_s)) + 2
+        self.times_s = np.full(size, -np.inf)
+        self.q = np.zeros((size, n))
+        self._i = 0
+
+    def push(self, t_s: float, q: np.ndarray) -> None:
+        j = self._i % len(self.times_s)
+        self.times_s[j], self.q[j] = t_s, q
+        self._i += 1
+
+    def at(self, t_s: float) -> np.ndarray | None:
+        """The last command emitted at or before `t_s`; None if the history starts later."""
+        past = np.where(self.times_s <= t_s, self.times_s, -np.inf)
+        j = int(np.argmax(past))
+        return self.q[j] if np.isfinite(past[j]) else None
+
+
 class Executor:
     """Receding-horizon executor for one robot. Call `step(now_s)` once per control period."""
 
@@ -157,7 +192,9 @@ class Executor:
         """Forget the command state and plan; the next observation restarts at rest."""
         self._filter: SafetyFilter | None = None
         self._ref: _Reference | None = None
+        self._history = _History(self.cfg.stale_plan_s, self.cfg.control_dt_s, self._n)
         self._obs_stamp_s = -np.inf
+        self._q_meas: np.ndarray | None = None
         self._now_s = -np.inf
         self._cmd_time_s = -np.inf
         self._first_pending = False
@@ -182,6 +219,7 @@ class Executor:
         if reason:
             return False
         self._obs_stamp_s = stamp
+        self._q_meas = q
         if self._filter is None:   # first command = measured q, at rest
             self._filter = SafetyFilter(self.limits, q)
             self._cmd_time_s = stamp
@@ -255,9 +293,12 @@ class Executor:
             self._ref.sample(t0)[:2]
         i = int(future[0])
         if i > 0 or t_abs[0] - t0 < _MIN_DT_S:   # the plan covers now: blend from it
-            p_at, v_at, _ = _Reference(t_abs, pos, vel, stamp, np.inf, q, q, 1.0).sample(t0)
-            if np.max(np.abs(p_at - q)) > cfg.max_start_deviation_rad:
+            # its start against the command of that moment (the robot it was made for)
+            then = self._history.at(t_abs[0])
+            if np.max(np.abs(pos[0] - (q if then is None else then))) > \
+                    cfg.max_start_deviation_rad:
                 return 'start_deviation'
+            p_at, v_at, _ = _Reference(t_abs, pos, vel, stamp, np.inf, q, q, 1.0).sample(t0)
             if np.max(np.abs(v_at - a_v)) > cfg.max_splice_velocity_change_rad_s:
                 return 'splice_velocity'
             i = int(np.searchsorted(t_abs, t0 + _MIN_DT_S, side='right'))
@@ -297,6 +338,10 @@ class Executor:
             self._first_pending = False
             return self._emit('hold', 'start', now)
         mode, reason = self._decide(now, bad_clock)
+        if mode == 'hold' and f.at_rest and self._astray():
+            self._counts['resync'] += 1
+            self._filter = SafetyFilter(self.limits, self._q_meas)
+            return self._emit('hold', 'resync', now)
         q_prev, v_prev, a_prev = f.q, f.v, f.a
         tracking = mode == 'track'
         if tracking:
@@ -326,12 +371,20 @@ class Executor:
             age = now - ref.stamp_s
             cause = ('stale_plan' if age > cfg.stale_plan_s else
                      'clock_mismatch' if age < -cfg.max_future_stamp_s else '')
+        if not cause and ref is not None and self._astray():
+            cause = 'tracking_error'
         if cause:
             self._drop_plan(cause)
             return 'decelerate', cause
         if ref is None:
             return 'hold', self._stop_reason
         return 'track', 'plan_end' if now >= ref.times_s[-1] else 'tracking'
+
+    def _astray(self) -> bool:
+        """The robot is further than max_tracking_error_rad from the command on some joint."""
+        q, f = self._q_meas, self._filter
+        return q is not None and f is not None and \
+            float(np.max(np.abs(q - f.q))) > self.cfg.max_tracking_error_rad
 
     def _tracking(self, now: float) -> np.ndarray:
         """Desired acceleration: reference feed-forward plus a cascaded P (position) / P
@@ -359,6 +412,7 @@ class Executor:
         f = self._filter
         assert f is not None
         self._cmd_time_s = now
+        self._history.push(now, f.q)
         self._counts[f'mode_{mode}'] += 1
         return Command(f.q.copy(), f.v.copy(), f.a.copy(), mode, reason, now)
 
