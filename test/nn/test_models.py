@@ -545,3 +545,15 @@ def test_planner_state_head_estimates_the_task_state_and_its_policy_reads_only_t
     c3 = replace(c2, planner=replace(c2.planner, state_dim=3))
     with pytest.raises(ValueError, match='records 2 task-state values'):
         train_planner(c3, tmp_path / 'm', tmp_path / 'wp3', progress=False, log=lambda s: None)
+
+
+def test_residual_scale_reads_a_seeded_draw_of_many_windows():
+    """520k push windows would take 19 GB at once: the residual scale reads a seeded draw."""
+    from vidplan_ros.nn.train import _future_pairs
+    z_all = torch.randn(50, 2, 3, 2, 2)
+    win = torch.arange(40)[:, None] + torch.arange(4)[None]
+    z0, fut = _future_pairs(z_all, win, torch.device('cpu'), max_windows=10)
+    assert z0.shape == (10, 2, 3, 2, 2) and fut.shape == (10, 3, 2, 3, 2, 2)
+    again = _future_pairs(z_all, win, torch.device('cpu'), max_windows=10)[0]
+    assert torch.equal(z0, again)
+    assert _future_pairs(z_all, win, torch.device('cpu'))[0].shape[0] == 40

@@ -168,8 +168,9 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
         + (', a global state token' if cfg.planner.global_state else '')
         + (', conditioned on an action-prior head' if cfg.planner.action_prior else '')
         + (f' that first estimates the task state ({cfg.planner.state_dim} values from '
-           f'{cfg.data.state_topic}, held-out RMSE {pt.get("state_rmse")}) and acts on that '
-           'and the joints alone' if cfg.planner.state_dim and pt else '')
+           f'{cfg.data.state_topic}; held-out RMSE '
+           + ', '.join(f'{k} {v:g}' for k, v in (pt.get('state_rmse') or {}).items())
+           + ') and acts on that and the joints alone' if cfg.planner.state_dim and pt else '')
         + (f', {pt["params"]} parameters' if pt else ''),
         '- files: autoencoder.pt, planner.pt, world_model.pt, inverse_dynamics.pt (state '
         'dicts), config.json (config params, data, training, metrics), norm_stats.json', '',
