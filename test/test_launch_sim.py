@@ -51,7 +51,7 @@ def test_sim_graph_processes_names_argv_params_and_required(tmp_path):
     assert files == []
     cameras = list(model_info('franka_push').cameras)        # the model set's, in its order
     assert params == {'robot': 'franka_fr3', 'task': 'franka/push', 'episodes': 2, 'seed': 5,
-                      'cameras': cameras}
+                      'cameras': cameras, 'image_width': 64, 'image_height': 64}
     assert parse_ros_args(command).node_name == 'vidplan_sim'
 
     expected_files = {'perception': ['perception.yaml'], 'planner': ['planner.yaml'],
