@@ -255,20 +255,8 @@ def _read_episode(path: Path, cfg: DatasetConfig, names: tuple[str, ...],
                         'action': np.array(acts, np.float32), 'has_action': np.array(has),
                         'label_action': np.array(labels, np.float32),
                         'perturbation': np.array(pert, np.float32),
-                        'task_state': _stack_states(states)})
+                        'task_state': states})
     return out
-
-
-def _stack_states(states: list) -> tuple[tuple[str, ...], np.ndarray] | None:
-    """(names, (T, S) with NaN rows where a frame has none), or None without any."""
-    got = [s for s in states if s is not None]
-    if not got:
-        return None
-    names = got[0][0]
-    if any(s[0] != names for s in got):
-        raise DatasetError(f'task state names change within an episode: {names} and others')
-    rows = [np.full(len(names), np.nan) if s is None else s[1] for s in states]
-    return names, np.array(rows, np.float32)
 
 
 def _target(msg: Any, q: np.ndarray, names: tuple[str, ...], dt_s: float) -> np.ndarray:
@@ -350,18 +338,19 @@ def build_dataset(cfg: DatasetConfig, use_cache: bool = True, progress: bool = F
 
 def _merge_states(seqs: list[dict[str, Any]], lens: list[int]
                   ) -> tuple[tuple[str, ...], np.ndarray]:
-    """(names, (N, S)) over all sequences, NaN where an episode has no task state (S = 0 when
-    none has); episodes whose state has other names are an error."""
-    named = [s['task_state'] for s in seqs if s['task_state'] is not None]
+    """(names, (N, S)) of the sequences' per-frame (names, values) or None, NaN where a frame
+    has none (S = 0 when no frame has one); states with other names are an error."""
+    frames = [f for s, n in zip(seqs, lens) for f in (s['task_state'] or [None] * n)]
+    named = [f[0] for f in frames if f is not None]
     if not named:
-        return (), np.zeros((sum(lens), 0), np.float32)
-    names = named[0][0]
-    if any(n != names for n, _ in named):
-        raise DatasetError(f'episodes record different task states ({names} and '
-                           f'{next(n for n, _ in named if n != names)}); use one task per dataset')
-    return names, np.concatenate([
-        np.full((n, len(names)), np.nan, np.float32) if s['task_state'] is None
-        else s['task_state'][1] for s, n in zip(seqs, lens)])
+        return (), np.zeros((len(frames), 0), np.float32)
+    names = named[0]
+    other = next((n for n in named if n != names), None)
+    if other is not None:
+        raise DatasetError(f'episodes record different task states ({names} and {other}); '
+                           'use one task per dataset')
+    nan = np.full(len(names), np.nan)
+    return names, np.array([nan if f is None else f[1] for f in frames], np.float32)
 
 
 def _success(d: Path) -> bool:

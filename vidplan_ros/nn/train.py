@@ -240,9 +240,7 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
     win = torch.as_tensor(_windows(ds, train_seqs, horizon, full=False))
     s_all = _state_labels(ds, cfg)
     if dyn_step == 0:
-        models['planner'].set_residual_scale(*_future_pairs(z_all, win, device))
-        if s_all is not None:
-            models['planner'].set_state_scale(s_all[win[:, 0]])
+        _set_planner_scales(models['planner'], z_all, win, s_all, device)
     dyn_run = _wrap(dyn, world, device)
     dyn_losses: list[list[float]] = []
     held_win = torch.as_tensor(_windows(ds, held_seqs, horizon, full=False)) \
@@ -361,6 +359,15 @@ def _future_pairs(z_all: torch.Tensor, win: torch.Tensor, device: torch.device,
     return z_all[win[:, 0]].to(device), z_all[win[:, 1:]].to(device)
 
 
+def _set_planner_scales(planner: nn.Module, z_all: torch.Tensor, win: torch.Tensor,
+                        s_all: torch.Tensor | None, device: torch.device) -> None:
+    """A fresh planner's residual scale from the training windows `win`, and its state head's
+    label scale from their first frames (`planner.state_dim`)."""
+    planner.set_residual_scale(*_future_pairs(z_all, win, device))
+    if s_all is not None:
+        planner.set_state_scale(s_all[win[:, 0]])
+
+
 def _load_except_planner(cfg: ModelConfig, out: Path) -> ModelSet:
     """The model set in `out` with its weights but a fresh planner of `cfg` (whose other
     model configs must match the saved ones)."""
@@ -427,9 +434,7 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
         log(f'resumed from {ckpt_path}: planner step {step}')
     s_all = _state_labels(ds, cfg)
     if ck is None:
-        planner.set_residual_scale(*_future_pairs(z_all, win, device))
-        if s_all is not None:
-            planner.set_state_scale(s_all[win[:, 0]])
+        _set_planner_scales(planner, z_all, win, s_all, device)
     step0 = step
 
     def save() -> None:
