@@ -33,8 +33,9 @@ def test_committed_model_reproduces_its_card(name):
     if not (path / 'config.json').exists():
         pytest.skip(f'models/{name} is not trained/committed yet')
     size = sum((path / f'{k}.pt').stat().st_size for k in MODEL_FILES)
-    # small enough to commit: franka_push with its action-prior head is 8.2 MB
-    assert size < 1e7, f'{name} weights are {size / 1e6:.1f} MB'
+    # small enough to commit: franka_push with its action-prior head (a 3 x 512 policy MLP)
+    # is 10.4 MB
+    assert size < 1.2e7, f'{name} weights are {size / 1e6:.1f} MB'
     assert (path / 'heldout.npz').stat().st_size < 1.1e6
     ms = load_model_set(path)
     want = json.loads((path / 'config.json').read_text())['metrics_heldout_npz']

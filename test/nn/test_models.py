@@ -557,3 +557,19 @@ def test_residual_scale_reads_a_seeded_draw_of_many_windows():
     again = _future_pairs(z_all, win, torch.device('cpu'), max_windows=10)[0]
     assert torch.equal(z0, again)
     assert _future_pairs(z_all, win, torch.device('cpu'))[0].shape[0] == 40
+
+
+def test_state_head_policy_width_and_depth_are_configurable():
+    from dataclasses import replace
+    with pytest.raises(ConfigValueError, match='policy_layers'):
+        PlannerConfig(policy_layers=0)
+    with pytest.raises(ConfigValueError, match='policy_width'):
+        PlannerConfig(policy_width=-1)
+    cfg = tiny()
+    cfg = replace(cfg, planner=replace(cfg.planner, action_prior=True, state_dim=2,
+                                       policy_width=48, policy_layers=3))
+    head = build_models(cfg)['planner'].prior
+    linear = [m for m in head.head if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linear] == [48, 48, 48, cfg.planner.horizon * 7]
+    _, z, q, _ = batch(cfg)
+    assert head(z, q).shape == (len(z), cfg.planner.horizon, 7)

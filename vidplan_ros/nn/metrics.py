@@ -141,6 +141,9 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
                   info['metrics_heldout_npz'])
     v, c, h, w = cfg.latent_shape
     pt = info.get('planner_training')
+    pr = info.get('prior_training')
+    rmse = (pr or pt or {}).get('state_rmse') or {}
+    wide = cfg.planner.policy_width or max(2 * cfg.planner.d_model, 256)   # planner._ActionPrior
     lines = [
         f'# {cfg.name}: latent video planner, world model, inverse dynamics ({cfg.task})', '',
         'Trained by `vidplan train` (vidplan_ros/nn/train.py) on expert sim episodes.', '',
@@ -150,7 +153,10 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
             f'vidplan train --config config/models/{cfg.name}.yaml --data '
             f'{pt.get("data_dir", d["data_dir"])} --out models/{cfg.name} --only planner'
             '   # then: retrain only the planner']
-            if pt else []), '```', '',
+            if pt else []), *([
+            f'vidplan train --config config/models/{cfg.name}.yaml --data '
+            f'{pr["data_dir"]} --out models/{cfg.name} --only prior'
+            '   # then: the action-prior head alone'] if pr else []), '```', '',
         '## Model', '',
         f'- robot `{cfg.data.robot}`, {cfg.views} views {list(cfg.data.cameras)} '
         f'{cfg.image_size}x{cfg.image_size} rgb, plan period {cfg.data.plan_dt_s} s',
@@ -169,9 +175,11 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
         + (', conditioned on an action-prior head' if cfg.planner.action_prior else '')
         + (f' that first estimates the task state ({cfg.planner.state_dim} values from '
            f'{cfg.data.state_topic}; held-out RMSE '
-           + ', '.join(f'{k} {v:g}' for k, v in (pt.get('state_rmse') or {}).items())
-           + ') and acts on that and the joints alone' if cfg.planner.state_dim and pt else '')
-        + (f', {pt["params"]} parameters' if pt else ''),
+           + ', '.join(f'{k} {v:g}' for k, v in rmse.items())
+           + ') and acts on that and the joints alone through an MLP of '
+           f'{cfg.planner.policy_layers} x {wide}' if cfg.planner.state_dim and pt else '')
+        + (f', {pr["planner_params"]} parameters' if pr
+           else f', {pt["params"]} parameters' if pt else ''),
         '- files: autoencoder.pt, planner.pt, world_model.pt, inverse_dynamics.pt (state '
         'dicts), config.json (config params, data, training, metrics), norm_stats.json', '',
         '## Data', '',
@@ -195,7 +203,12 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
            + f': {pt["steps"]} steps, batch {pt["batch"]}, lr {pt["lr"]:g}, flow loss (first/last '
            f'50 steps) {pt["flow_loss_first_last"]}, wall time {pt["wall_s"]:.0f} s on '
            f'{pt["device"]} ({pt["threads"]} threads); the autoencoder, world model and '
-           'inverse dynamics above are unchanged'] if pt else []), '',
+           'inverse dynamics above are unchanged'] if pt else []),
+        *([f'- then its action-prior head alone (`--only prior`, the flow frozen) on '
+           f'{pr["train_episodes"]} training episodes from `{pr["data_dir"]}`: {pr["steps"]} '
+           f'steps, batch {pr["batch"]}, lr {pr["lr"]:g}, head loss (first/last 50 steps) '
+           f'{pr["loss_first_last"]}, best held-out head loss at step {pr["best_step"]}, wall '
+           f'time {pr["wall_s"]:.0f} s ({pr["threads"]} threads)'] if pr else []), '',
         f'## Held-out metrics ({m["windows"]} windows of H + 1 frames)', '',
         '| metric | value |', '|---|---|',
         f'| reconstruction PSNR | {m["recon_psnr_db"]:.2f} dB |',

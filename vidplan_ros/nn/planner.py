@@ -89,7 +89,7 @@ class _ActionPrior(nn.Module):
     `state_mean` / `state_std` (set from the training labels), and (q, state) -> actions."""
 
     def __init__(self, v: int, c: int, h: int, w: int, n: int, horizon: int, d: int,
-                 state_dim: int = 0) -> None:
+                 state_dim: int = 0, width: int = 0, layers: int = 2) -> None:
         super().__init__()
         self.horizon, self.n, self.state_dim = horizon, n, state_dim
         self.conv = nn.Sequential(nn.Conv2d(v * c, d, 3, padding=1), nn.SiLU(),
@@ -97,14 +97,15 @@ class _ActionPrior(nn.Module):
                                   nn.Flatten())
         cells = ((h + 1) // 2) * ((w + 1) // 2)
         if state_dim:
-            wide = max(2 * d, 256)
+            wide = width or max(2 * d, 256)
             self.register_buffer('state_mean', torch.zeros(state_dim))
             self.register_buffer('state_std', torch.ones(state_dim))
             self.state = nn.Sequential(nn.Linear(d * cells, 2 * d), nn.SiLU(),
                                        nn.Linear(2 * d, state_dim))
-            self.head = nn.Sequential(nn.Linear(n + state_dim, wide), nn.SiLU(),
-                                      nn.Linear(wide, wide), nn.SiLU(),
-                                      nn.Linear(wide, horizon * n))
+            hidden: list[nn.Module] = [nn.Linear(n + state_dim, wide), nn.SiLU()]
+            for _ in range(layers - 1):
+                hidden += [nn.Linear(wide, wide), nn.SiLU()]
+            self.head = nn.Sequential(*hidden, nn.Linear(wide, horizon * n))
         else:
             self.head = nn.Sequential(nn.Linear(d * cells + n, 2 * d), nn.SiLU(),
                                       nn.Linear(2 * d, horizon * n))
@@ -147,8 +148,8 @@ class LatentPlanner(nn.Module):
         self.self_attn = _CrossAttn(d, p.heads) if p.self_attention else None
         self.state_in = nn.Sequential(nn.Flatten(), nn.Linear(v * c * h * w, d), nn.SiLU(),
                                       nn.Linear(d, d)) if p.global_state else None
-        self.prior = _ActionPrior(v, c, h, w, cfg.action_dim, p.horizon, d, p.state_dim) \
-            if p.action_prior else None
+        self.prior = _ActionPrior(v, c, h, w, cfg.action_dim, p.horizon, d, p.state_dim,
+                                  p.policy_width, p.policy_layers) if p.action_prior else None
         self.prior_in = nn.Sequential(nn.Linear(p.horizon * cfg.action_dim, d), nn.SiLU(),
                                       nn.Linear(d, d)) if p.action_prior else None
         self.out_norm = _norm(d)
@@ -221,13 +222,14 @@ class LatentPlanner(nn.Module):
     def _prior_terms(self, z0: torch.Tensor, q: torch.Tensor, actions: torch.Tensor | None,
                      mask: torch.Tensor | None, targets: torch.Tensor | None,
                      state: torch.Tensor | None = None
-                     ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """(the actions to condition on, the prior head's loss) for `action_prior`: the flow
+                     ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """(the actions to condition on, the prior head's action loss, its state estimate's
+        loss (0 without `state_dim`)) for `action_prior`: the flow
         is conditioned on the executed actions where there are any (teacher forcing: they made
         the video it learns), on the head's elsewhere; the head learns `targets` (default
         those actions; `train.prior_target: expert` gives it the expert's DART labels)."""
         if self.prior is None:
-            return None, torch.zeros(())
+            return None, torch.zeros(()), torch.zeros(())
         if actions is None or mask is None:
             raise ValueError("planner.action_prior: the planner loss needs the windows' "
                              'actions and their mask')
@@ -248,7 +250,14 @@ class LatentPlanner(nn.Module):
             pred = head(z0, q)
         m = mask[..., None]
         err = (((pred - goal) ** 2) * m).sum() / (m.sum() * goal.shape[-1]).clamp(min=1)
-        return torch.where(m > 0, actions, pred.detach()), err + state_err
+        return torch.where(m > 0, actions, pred.detach()), err, state_err
+
+    def prior_loss(self, z0: torch.Tensor, q: torch.Tensor, actions: torch.Tensor,
+                   mask: torch.Tensor, targets: torch.Tensor | None = None,
+                   state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The action-prior head's part of :meth:`loss` alone, as (its actions' MSE, its state
+        estimate's MSE): what `vidplan train --only prior` trains, the flow frozen."""
+        return self._prior_terms(z0, q, actions, mask, targets, state)[1:]
 
     def loss_and_first(self, z0: torch.Tensor, q: torch.Tensor, future: torch.Tensor,
                        noise: torch.Tensor, tau: torch.Tensor,
@@ -257,7 +266,8 @@ class LatentPlanner(nn.Module):
                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """The flow loss and the net's estimate of the first future frame (B, V, C, h, w)
         from x_tau (one Euler step to tau = 1), for losses on what the plan implies."""
-        act, prior_loss = self._prior_terms(z0, q, actions, mask, targets, state)
+        act, act_loss, state_loss = self._prior_terms(z0, q, actions, mask, targets, state)
+        prior_loss = act_loss + state_loss
         b, _, _, _, h, w = future.shape
         x1 = (future - z0[:, None]).reshape(b, self.plan_ch, h, w) / self._scale()
         x0 = noise.reshape(b, self.plan_ch, h, w)

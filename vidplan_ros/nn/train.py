@@ -9,7 +9,8 @@ frame is encoded once, and stage 2 trains the planner (flow matching), the world
 (`train.heldout_fraction`, seeded) give the metrics of the model card. `--only planner`
 retrains just the planner (`train.planner_steps` steps, flow loss only) on the frozen
 autoencoder latents of the model set already in `--out`, keeping its autoencoder, world model,
-inverse dynamics, norm stats and held-out split, and rewrites the card's metrics. Checkpoints go to
+inverse dynamics, norm stats and held-out split, and rewrites the card's metrics; `--only prior`
+retrains the planner's action-prior head alone (vidplan_ros/nn/train_prior.py). Checkpoints go to
 `--work-dir` (default build/train/<name>) every `train.checkpoint_every` steps and a rerun
 resumes from them; seeds make runs repeatable. Under torchrun (WORLD_SIZE > 1) the steps run
 data-parallel (DDP; NCCL on GPUs, gloo on CPU); the default is one CPU process.
@@ -450,12 +451,7 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
 
     def window_actions(rows: torch.Tensor
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Normalised executed actions (B, H, n) of windows (B, H + 1), their mask (B, H): 1
-        where a step has a recorded action inside its sequence, and the prior head's
-        targets (B, H, n)."""
-        valid = has[rows[:, :-1]] * (rows[:, 1:] != rows[:, :-1]).float()
-        return (a_all[rows[:, :-1]].to(device), valid.to(device),
-                l_all[rows[:, :-1]].to(device))
+        return _window_actions(rows, has, a_all, l_all, device)
 
     def held_flow() -> float:
         planner.eval()
@@ -480,18 +476,7 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
         return float(cos[:, 0].mean()), float(cos[:, -1].mean()), float(copy[:, -1].mean())
 
     def held_state() -> list[float]:
-        """Held-out RMSE of the state head's estimate per task-state value (label units)."""
-        if s_all is None:
-            return []
-        planner.eval()
-        with torch.no_grad():
-            dev = next(planner.parameters()).device   # the card's figure comes after .cpu()
-            est = planner.prior.estimate(z_all[h_rows[:, 0]].to(dev)).cpu()
-            est = est * planner.prior.state_std.cpu() + planner.prior.state_mean.cpu()
-        planner.train()
-        err = (est - s_all[h_rows[:, 0]]) ** 2
-        ok = ~torch.isnan(err).any(dim=1)
-        return [round(float(v), 4) for v in err[ok].mean(0).sqrt()]
+        return [] if s_all is None else state_rmse(planner, z_all, s_all, h_rows[:, 0])
 
     inv = old.inverse_dynamics.to(device).eval().requires_grad_(False)
 
@@ -541,7 +526,35 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
                     + (f', state RMSE {held_state()}' if s_all is not None else ''))
     track.restore_best()
     save()
-    wall = elapsed + time.time() - t_start
+    section = {
+        'steps': step, 'batch': bsz, 'lr': lr, 'wall_s': round(elapsed + time.time() - t_start, 1),
+        'threads': tc.threads, 'device': str(device), 'torch': torch.__version__,
+        'params': sum(p.numel() for p in planner.parameters()),
+        'flow_loss_first_last': _ends(losses), 'best_step': track.best_step,
+        **data_summary(ds, cfg, train_seqs, held_seqs),
+        'windows': int(len(win)), 'max_perturbation_rad': tc.planner_max_perturbation_rad}
+    if s_all is not None:
+        section['state_rmse'] = dict(zip(ds.task_state_names, held_state()))
+    # a new planner has a new head: what a former `--only prior` recorded no longer holds
+    return write_planner(out, cfg, old, planner, ds, held, track, {'planner_training': section},
+                         drop=('prior_training', PRIOR_TRACK))
+
+
+def data_summary(ds: Dataset, cfg: ModelConfig, train_seqs: np.ndarray, held_seqs: np.ndarray
+                 ) -> dict[str, Any]:
+    """The data a retraining stage read, for its config.json section."""
+    return {'data_dir': str(cfg.data.data_dir), 'episodes': len(ds.episode_names),
+            'train_episodes': int(len(set(ds.seq_episode[train_seqs].tolist()))),
+            'heldout_episodes': int(len(set(ds.seq_episode[held_seqs].tolist())))}
+
+
+def write_planner(out: Path, cfg: ModelConfig, old: ModelSet, planner: nn.Module, ds: Dataset,
+                  held: torch.Tensor, track: HeldoutTracker, sections: dict[str, Any],
+                  drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Write `old` with the retrained `planner` to `out`: held-out metrics and heldout.npz
+    recomputed, `sections` and the stage's curve added to config.json (the sections and
+    curves named in `drop` removed), curves and card."""
+    tc = cfg.train
     planner.cpu().eval()
     ms = ModelSet(cfg=cfg, norm=old.norm, info={}, autoencoder=old.autoencoder.cpu(),
                   planner=planner, world_model=old.world_model,  # type: ignore[arg-type]
@@ -557,27 +570,20 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
     np.savez_compressed(out / 'heldout.npz', images=images[pick], q=q_raw[pick],
                         action=a_raw[pick])
     small = evaluate_windows(ms, images[pick], q_raw[pick], a_raw[pick], seed=tc.seed)
-    info = {k: v for k, v in old.info.items() if k != 'params'}
-    info['planner_training'] = {
-        'steps': step, 'batch': bsz, 'lr': lr, 'wall_s': round(wall, 1),
-        'threads': tc.threads, 'device': str(device), 'torch': torch.__version__,
-        'params': sum(p.numel() for p in planner.parameters()),
-        'flow_loss_first_last': _ends(losses), 'best_step': track.best_step,
-        'data_dir': str(cfg.data.data_dir), 'episodes': len(ds.episode_names),
-        'train_episodes': int(len(set(ds.seq_episode[train_seqs].tolist()))),
-        'heldout_episodes': int(len(set(ds.seq_episode[held_seqs].tolist()))),
-        'windows': int(len(win)), 'max_perturbation_rad': tc.planner_max_perturbation_rad}
-    if s_all is not None:
-        info['planner_training']['state_rmse'] = dict(zip(ds.task_state_names, held_state()))
+    info = {k: v for k, v in old.info.items() if k != 'params' and k not in drop}
+    info.update(sections)
     info['training'] = {**info['training'], 'curves': {
-        **{k: v for k, v in info['training'].get('curves', {}).items() if k != track.name},
-        track.name: track.summary()}}
+        **{k: v for k, v in info['training'].get('curves', {}).items()
+           if k != track.name and k not in drop}, track.name: track.summary()}}
     info['metrics_heldout'] = metrics
     info['metrics_heldout_npz'] = small
     save_model_set(out, cfg, ms.modules(), old.norm, info)
     plot_curves(info['training']['curves'], out / 'loss_curves.png')
     write_model_card(out, cfg, info)
     return info
+
+
+PRIOR_TRACK = 'action prior (--only prior)'   # the curve of `--only prior` (train_prior.py)
 
 
 def _heldout_draw(z_all: torch.Tensor, windows: torch.Tensor, n: int, seed: int
@@ -608,6 +614,33 @@ def _state_labels(ds: Dataset, cfg: ModelConfig) -> torch.Tensor | None:
 def _rows_of(values: torch.Tensor | None, rows: torch.Tensor, device: torch.device
              ) -> torch.Tensor | None:
     return None if values is None else values[rows].to(device)
+
+
+def _window_actions(rows: torch.Tensor, has: torch.Tensor, a_all: torch.Tensor,
+                    l_all: torch.Tensor, device: torch.device
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normalised executed actions (B, H, n) of windows (B, H + 1) of frame indices, their
+    mask (B, H): 1 where a step has a recorded action (`has` (N,)) inside its sequence, and
+    the prior head's targets (B, H, n) from `l_all` (N, n)."""
+    valid = has[rows[:, :-1]] * (rows[:, 1:] != rows[:, :-1]).float()
+    return a_all[rows[:, :-1]].to(device), valid.to(device), l_all[rows[:, :-1]].to(device)
+
+
+def state_rmse(planner: nn.Module, z_all: torch.Tensor, s_all: torch.Tensor,
+               frames: torch.Tensor) -> list[float]:
+    """RMSE of the planner's state-head estimate per task-state value (label units) on
+    `frames` (M,) of `z_all` (N, V, C, h, w) against the labels `s_all` (N, S)."""
+    head = planner.prior
+    was = head.training
+    head.eval()
+    with torch.no_grad():
+        dev = head.state_mean.device
+        est = head.estimate(z_all[frames].to(dev)).cpu()
+        est = est * head.state_std.cpu() + head.state_mean.cpu()
+    head.train(was)
+    err = (est - s_all[frames]) ** 2
+    ok = ~torch.isnan(err).any(dim=1)
+    return [round(float(v), 4) for v in err[ok].mean(0).sqrt()]
 
 
 def _prior_labels(ds: Dataset, tc: TrainConfig) -> np.ndarray:
@@ -669,8 +702,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--fresh', action='store_true', help='ignore an existing checkpoint')
     p.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE',
                    help='override a config param, e.g. -p train.dyn_steps=100')
-    p.add_argument('--only', choices=['planner'], default=None,
-                   help='retrain only this model of the model set in --out (keeps the others)')
+    p.add_argument('--only', choices=['planner', 'prior'], default=None,
+                   help='retrain only this model of the model set in --out (keeps the others): '
+                   "'planner', or 'prior', the planner's action-prior head alone")
     p.add_argument('--no-progress', action='store_true')
     return p
 
@@ -684,10 +718,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = load_config(ModelConfig, args.config, overrides=overrides)
     out = Path(args.out or f'models/{cfg.name}')
     work = Path(args.work_dir or f'build/train/{cfg.name}')
-    ckpt = work / ('checkpoint_planner.pt' if args.only == 'planner' else 'checkpoint.pt')
+    ckpt = work / (f'checkpoint_{args.only}.pt' if args.only else 'checkpoint.pt')
     if args.fresh and ckpt.exists():
         ckpt.unlink()
-    fn = train_planner if args.only == 'planner' else train
+    from vidplan_ros.nn.train_prior import train_prior
+    fn = {'planner': train_planner, 'prior': train_prior}.get(args.only or '', train)
     info = fn(cfg, out, work, progress=not args.no_progress,
               log=lambda s: print(s, file=sys.stderr))
     if info:
@@ -695,7 +730,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f'wrote {out}: PSNR {m["recon_psnr_db"]:.2f} dB, planner cos@H '
               f'{m["planner_cosine"][-1]:.3f} (copy {m["planner_cosine_copy"][-1]:.3f}), '
               f'ID RMSE {m["inverse_dynamics_rmse_rad"]:.4f} rad, '
-              f'{info.get("planner_training", info["training"])["wall_s"]:.0f} s')
+              f'{info.get(f"{args.only}_training", info["training"])["wall_s"]:.0f} s')
     return 0
 
 
