@@ -275,17 +275,12 @@ def train(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = True,
             mask = has[rows[:, :-1]] * (rows[:, 1:] != rows[:, :-1]).float()
             noise = torch.randn(z[:, 1:].shape, generator=gen)
             tau = torch.rand(len(rows), generator=gen)
-            _set_lr(dyn_opt, tc.dyn_lr, dyn_step, tc.dyn_steps)
             fm, wm, idl = dyn_run(z.to(device), q_all[rows].to(device),
                                   a_all[rows[:, :-1]].to(device), mask.to(device),
                                   noise.to(device), tau.to(device),
                                   l_all[rows[:, :-1]].to(device),
                                   _rows_of(s_all, rows[:, 0], device))
-            loss = fm + wm + idl
-            dyn_opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(dyn.parameters(), 1.0)
-            dyn_opt.step()
+            optimizer_step(dyn_opt, fm + wm + idl, dyn, tc.dyn_lr, dyn_step, tc.dyn_steps)
             dyn_step += 1
             dyn_losses.append([fm.item(), wm.item(), idl.item()])
             bar.update(1)
@@ -505,16 +500,11 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
             z = z_all[rows].to(device)
             noise = torch.randn(z[:, 1:].shape, generator=gen).to(device)
             tau = torch.rand(len(rows), generator=gen).to(device)
-            _set_lr(opt, lr, step, steps_total)
-            loss = planner_loss(rows, z, noise, tau)
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(planner.parameters(), 1.0)
-            opt.step()
+            losses.append(optimizer_step(opt, planner_loss(rows, z, noise, tau), planner, lr,
+                                         step, steps_total))
             step += 1
-            losses.append(loss.item())
             bar.update(1)
-            bar.set_postfix(fm=f'{loss.item():.4f}')
+            bar.set_postfix(fm=f'{losses[-1]:.4f}')
             if step % tc.checkpoint_every == 0:
                 save()
             if step % tc.eval_every == 0 or step == steps_total:
@@ -614,6 +604,18 @@ def _state_labels(ds: Dataset, cfg: ModelConfig) -> torch.Tensor | None:
 def _rows_of(values: torch.Tensor | None, rows: torch.Tensor, device: torch.device
              ) -> torch.Tensor | None:
     return None if values is None else values[rows].to(device)
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, module: nn.Module,
+                   base_lr: float, step: int, total: int) -> float:
+    """Step `step` of `total` of `opt` on `loss` (learning rate by `_set_lr`), the gradient of
+    `module` clipped to norm 1; returns the loss."""
+    _set_lr(opt, base_lr, step, total)
+    opt.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+    opt.step()
+    return loss.item()
 
 
 def _window_actions(rows: torch.Tensor, has: torch.Tensor, a_all: torch.Tensor,

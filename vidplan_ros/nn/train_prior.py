@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from vidplan_ros.data.dataset import build_dataset
 from vidplan_ros.nn.checkpoint import load_checkpoint, save_checkpoint
@@ -35,8 +34,9 @@ from vidplan_ros.nn.curves import HeldoutTracker
 from vidplan_ros.nn.model_config import ModelConfig
 from vidplan_ros.nn.model_set import ModelSet, build_models, load_model_set
 from vidplan_ros.nn.train import (PRIOR_TRACK, _bar, _ends, _images, _prior_labels, _rows_of,
-                                  _set_lr, _split_like, _state_labels, _window_actions,
-                                  _windows, data_summary, state_rmse, write_planner)
+                                  _split_like, _state_labels, _window_actions,
+                                  _windows, data_summary, optimizer_step, state_rmse,
+                                  write_planner)
 
 HELD_WINDOWS = 4000   # the fixed held-out draw the curve is measured on
 
@@ -134,17 +134,12 @@ def train_prior(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = Tr
                 save()
                 return {}
             rows = win[torch.randint(len(win), (tc.prior_batch,), generator=gen)]
-            _set_lr(opt, tc.prior_lr, step, tc.prior_steps)
             act_loss, state_loss = head_loss(rows)
-            loss = act_loss + state_loss
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(head.parameters(), 1.0)
-            opt.step()
+            losses.append(optimizer_step(opt, act_loss + state_loss, head, tc.prior_lr, step,
+                                         tc.prior_steps))
             step += 1
-            losses.append(loss.item())
             bar.update(1)
-            bar.set_postfix(loss=f'{loss.item():.4f}')
+            bar.set_postfix(loss=f'{losses[-1]:.4f}')
             if step % tc.checkpoint_every == 0:
                 save()
             if step % tc.eval_every == 0 or step == tc.prior_steps:
