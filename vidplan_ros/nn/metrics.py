@@ -143,7 +143,6 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
     pt = info.get('planner_training')
     pr = info.get('prior_training')
     rmse = (pr or pt or {}).get('state_rmse') or {}
-    wide = cfg.planner.policy_width or max(2 * cfg.planner.d_model, 256)   # planner._ActionPrior
     lines = [
         f'# {cfg.name}: latent video planner, world model, inverse dynamics ({cfg.task})', '',
         'Trained by `vidplan train` (vidplan_ros/nn/train.py) on expert sim episodes.', '',
@@ -177,7 +176,8 @@ def write_model_card(out: Path, cfg: Any, info: dict[str, Any]) -> None:
            f'{cfg.data.state_topic}; held-out RMSE '
            + ', '.join(f'{k} {v:g}' for k, v in rmse.items())
            + ') and acts on that and the joints alone through an MLP of '
-           f'{cfg.planner.policy_layers} x {wide}' if cfg.planner.state_dim and pt else '')
+           f'{cfg.planner.policy_layers} x {cfg.planner.policy_hidden}'
+           if cfg.planner.state_dim and pt else '')
         + (f', {pr["planner_params"]} parameters' if pr
            else f', {pt["params"]} parameters' if pt else ''),
         '- files: autoencoder.pt, planner.pt, world_model.pt, inverse_dynamics.pt (state '

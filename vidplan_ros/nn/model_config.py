@@ -65,6 +65,11 @@ class PlannerConfig:
     policy_width: int = 0
     policy_layers: int = 2
 
+    @property
+    def policy_hidden(self) -> int:
+        """The state head's policy MLP width: `policy_width`, or max(2 d_model, 256)."""
+        return self.policy_width or max(2 * self.d_model, 256)
+
     def __post_init__(self) -> None:
         require_positive(self, 'horizon', 'd_model', 'layers', 'heads', 'sample_steps',
                          'policy_layers')

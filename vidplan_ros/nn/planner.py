@@ -89,7 +89,7 @@ class _ActionPrior(nn.Module):
     `state_mean` / `state_std` (set from the training labels), and (q, state) -> actions."""
 
     def __init__(self, v: int, c: int, h: int, w: int, n: int, horizon: int, d: int,
-                 state_dim: int = 0, width: int = 0, layers: int = 2) -> None:
+                 state_dim: int = 0, width: int = 256, layers: int = 2) -> None:
         super().__init__()
         self.horizon, self.n, self.state_dim = horizon, n, state_dim
         self.conv = nn.Sequential(nn.Conv2d(v * c, d, 3, padding=1), nn.SiLU(),
@@ -97,15 +97,14 @@ class _ActionPrior(nn.Module):
                                   nn.Flatten())
         cells = ((h + 1) // 2) * ((w + 1) // 2)
         if state_dim:
-            wide = width or max(2 * d, 256)
             self.register_buffer('state_mean', torch.zeros(state_dim))
             self.register_buffer('state_std', torch.ones(state_dim))
             self.state = nn.Sequential(nn.Linear(d * cells, 2 * d), nn.SiLU(),
                                        nn.Linear(2 * d, state_dim))
-            hidden: list[nn.Module] = [nn.Linear(n + state_dim, wide), nn.SiLU()]
+            hidden: list[nn.Module] = [nn.Linear(n + state_dim, width), nn.SiLU()]
             for _ in range(layers - 1):
-                hidden += [nn.Linear(wide, wide), nn.SiLU()]
-            self.head = nn.Sequential(*hidden, nn.Linear(wide, horizon * n))
+                hidden += [nn.Linear(width, width), nn.SiLU()]
+            self.head = nn.Sequential(*hidden, nn.Linear(width, horizon * n))
         else:
             self.head = nn.Sequential(nn.Linear(d * cells + n, 2 * d), nn.SiLU(),
                                       nn.Linear(2 * d, horizon * n))
@@ -149,7 +148,7 @@ class LatentPlanner(nn.Module):
         self.state_in = nn.Sequential(nn.Flatten(), nn.Linear(v * c * h * w, d), nn.SiLU(),
                                       nn.Linear(d, d)) if p.global_state else None
         self.prior = _ActionPrior(v, c, h, w, cfg.action_dim, p.horizon, d, p.state_dim,
-                                  p.policy_width, p.policy_layers) if p.action_prior else None
+                                  p.policy_hidden, p.policy_layers) if p.action_prior else None
         self.prior_in = nn.Sequential(nn.Linear(p.horizon * cfg.action_dim, d), nn.SiLU(),
                                       nn.Linear(d, d)) if p.action_prior else None
         self.out_norm = _norm(d)

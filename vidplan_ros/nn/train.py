@@ -406,9 +406,7 @@ def train_planner(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = 
     train_seqs, held_seqs = _split_like(ds, old.info['dataset']['heldout_episodes'], out)
     planner = build_models(cfg)['planner'].to(device)
     ae = old.autoencoder.to(device)
-    with torch.no_grad():
-        z_all = torch.cat([ae.encode(_images(ds, np.arange(i, min(i + 256, len(ds.q))))
-                                     .to(device)).cpu() for i in range(0, len(ds.q), 256)])
+    z_all = encode_frames(ae, ds, device)
     q_all = old.normalize_q(torch.as_tensor(ds.q, dtype=torch.float32))
     horizon = cfg.planner.horizon
     win = torch.as_tensor(_unperturbed(ds, _windows(ds, train_seqs, horizon, full=False),
@@ -616,6 +614,14 @@ def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, module: nn.Mo
     nn.utils.clip_grad_norm_(module.parameters(), 1.0)
     opt.step()
     return loss.item()
+
+
+def encode_frames(ae: nn.Module, ds: Dataset, device: torch.device) -> torch.Tensor:
+    """Every frame of `ds` through the frozen autoencoder `ae` on `device`, in batches of 256:
+    the normalised latents (N, V, C, h, w) on the CPU."""
+    with torch.no_grad():
+        return torch.cat([ae.encode(_images(ds, np.arange(i, min(i + 256, len(ds.q))))
+                                    .to(device)).cpu() for i in range(0, len(ds.q), 256)])
 
 
 def _window_actions(rows: torch.Tensor, has: torch.Tensor, a_all: torch.Tensor,

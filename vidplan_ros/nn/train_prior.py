@@ -33,10 +33,10 @@ from vidplan_ros.nn.checkpoint import load_checkpoint, save_checkpoint
 from vidplan_ros.nn.curves import HeldoutTracker
 from vidplan_ros.nn.model_config import ModelConfig
 from vidplan_ros.nn.model_set import ModelSet, build_models, load_model_set
-from vidplan_ros.nn.train import (PRIOR_TRACK, _bar, _ends, _images, _prior_labels, _rows_of,
+from vidplan_ros.nn.train import (PRIOR_TRACK, _bar, _ends, _prior_labels, _rows_of,
                                   _split_like, _state_labels, _window_actions,
-                                  _windows, data_summary, optimizer_step, state_rmse,
-                                  write_planner)
+                                  _windows, data_summary, encode_frames, optimizer_step,
+                                  state_rmse, write_planner)
 
 HELD_WINDOWS = 4000   # the fixed held-out draw the curve is measured on
 
@@ -79,10 +79,8 @@ def train_prior(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = Tr
     train_seqs, held_seqs = _split_like(ds, old.info['dataset']['heldout_episodes'], out)
     planner = old.planner.train()
     head = planner.prior
-    with torch.no_grad():
-        z_all = torch.cat([old.autoencoder.encode(_images(ds, np.arange(i, min(i + 256,
-                                                                               len(ds.q)))))
-                           for i in range(0, len(ds.q), 256)])
+    cpu = torch.device('cpu')
+    z_all = encode_frames(old.autoencoder, ds, cpu)
     q_all = old.normalize_q(torch.as_tensor(ds.q, dtype=torch.float32))
     a_all = old.normalize_action(torch.as_tensor(ds.action, dtype=torch.float32))
     l_all = old.normalize_action(torch.as_tensor(_prior_labels(ds, tc), dtype=torch.float32))
@@ -93,7 +91,6 @@ def train_prior(cfg: ModelConfig, out: Path, work_dir: Path, progress: bool = Tr
     held = torch.as_tensor(_windows(ds, held_seqs, horizon, full=True))
     h_rows = held[torch.randperm(len(held), generator=torch.Generator().manual_seed(
         tc.seed + 7))[:HELD_WINDOWS]]
-    cpu = torch.device('cpu')
 
     def head_loss(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return planner.prior_loss(z_all[rows[:, 0]], q_all[rows[:, 0]],

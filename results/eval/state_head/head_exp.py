@@ -54,7 +54,7 @@ head = ms.planner.prior
 if a.layers:
     v, c, h, w = cfg.latent_shape
     new = _ActionPrior(v, c, h, w, cfg.action_dim, H, cfg.planner.d_model,
-                       cfg.planner.state_dim, a.width, a.layers)
+                       cfg.planner.state_dim, a.width or cfg.planner.policy_hidden, a.layers)
     new.load_state_dict({k: t for k, t in head.state_dict().items()
                          if not k.startswith('head.')}, strict=False)
     ms.planner.prior = head = new
