@@ -177,3 +177,15 @@ def test_declared_but_empty_topic_fails_clearly(tmp_path):
     cfg = DatasetConfig(data_dir=str(tmp_path / 'bags'), cache_dir=str(tmp_path / 'c'))
     with pytest.raises(DatasetError, match=f'required topic {CMD} has no messages'):
         build_dataset(cfg)
+
+
+def test_images_are_concatenated_in_order_and_each_sequence_freed():
+    from vidplan_ros.data.dataset import _concat_freeing
+    rng = np.random.default_rng(0)
+    seqs = [{'images': rng.integers(0, 255, (n, 2, 4, 4, 3), dtype=np.uint8), 'q': n}
+            for n in (3, 1, 5)]
+    want = np.concatenate([s['images'] for s in seqs])
+    got = _concat_freeing(seqs, 'images')
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.uint8
+    assert all('images' not in s and 'q' in s for s in seqs)

@@ -15,7 +15,7 @@ from vidplan_ros.eval.evaluate import (GATE_OFF_RESIDUAL, EvalConfig, executor_c
                                           parse_seeds, run_eval)
 
 TINY = ['--task', 'franka/reach', '--methods', 'gvp_wm,inverse_dynamics', '--corruptions',
-        'frame_drop', '--seeds', '1000', '--max-time-s', '1', '--video', '1', '--no-progress']
+        'frame_drop', '--seeds', '10000', '--max-time-s', '1', '--video', '1', '--no-progress']
 
 
 def _same(a, b):
@@ -43,11 +43,11 @@ def test_tiny_run_writes_every_file(tiny):
     assert not (tiny / 'videos' / 'parts').exists()
     result = json.loads((tiny / 'results.json').read_text())
     assert result['command'].startswith('vidplan eval --task franka/reach')
-    assert result['config']['max_time_s'] == 1.0 and result['config']['seeds'] == [1000]
+    assert result['config']['max_time_s'] == 1.0 and result['config']['seeds'] == [10000]
     assert len(result['git'].get('commit', '')) in (0, 40)
     assert result['machine']['cpu_count'] >= 1
     assert [(e['method'], e['corruption'], e['seed']) for e in result['episodes']] == [
-        ('gvp_wm', 'frame_drop', 1000), ('inverse_dynamics', 'frame_drop', 1000)]
+        ('gvp_wm', 'frame_drop', 10000), ('inverse_dynamics', 'frame_drop', 10000)]
     for e in result['episodes']:
         assert e['replans'] == 5 and len(e['timings_ms']['ground']) == 5
         assert 0.99 <= e['duration_s'] <= 1.01
@@ -74,14 +74,14 @@ def test_results_round_trip(tiny):
     assert _same(summarize(loaded['episodes']), loaded['summary'])
     for e in loaded['episodes']:
         outcome = episode_outcome(e)
-        assert outcome.method == e['method'] and outcome.seed == 1000
+        assert outcome.method == e['method'] and outcome.seed == 10000
         assert isinstance(outcome.mean_alignment, float)
 
 
 def test_workers_agree_with_one_process(tiny, tmp_path):
     """Two worker processes give the episodes of the in-process run (sim time, seeded)."""
     cfg = EvalConfig(task='franka/reach', methods=('gvp_wm', 'inverse_dynamics'),
-                     corruptions=('frame_drop',), seeds=(1000,), max_time_s=1.0, workers=2)
+                     corruptions=('frame_drop',), seeds=(10000,), max_time_s=1.0, workers=2)
     result = run_eval(cfg, tmp_path, progress=False)
     reference = load_results(tiny)['episodes']
     keys = ('method', 'corruption', 'seed', 'success', 'final_distance_m', 'replans',
@@ -113,7 +113,7 @@ def test_seeds_and_arguments(capsys):
     assert parse_seeds('1000-1003,1010') == (1000, 1001, 1002, 1003, 1010)
     with pytest.raises(VidplanError, match='--seeds'):
         parse_seeds('a-b')
-    assert cli.main(['eval', '--task', 'franka/reach', '--seeds', '3', '--out', '/nonexistent',
+    assert cli.main(['eval', '--task', 'franka/reach', '--seeds', '4399', '--out', '/nonexistent',
                      '--no-progress']) == 2
     assert 'training' in capsys.readouterr().err
     assert cli.main(['eval', '--task', 'franka/reach', '--methods', 'magic', '--out', 'x']) == 2
@@ -130,7 +130,7 @@ def test_diagnosis_run_has_expert_plans_the_executor_ceiling_and_real_latency(tm
     out = tmp_path / 'diag'
     assert cli.main(['eval', '--task', 'franka/reach', '--methods', 'inverse_dynamics',
                      '--plan-source', 'learned,expert', '--executor-only', '--latency', 'real',
-                     '--step-gain', '1.25', '--seeds', '1000', '--max-time-s', '4',
+                     '--step-gain', '1.25', '--seeds', '10000', '--max-time-s', '4',
                      '--no-progress', '--out', str(out)]) == 0
     result = load_results(out)
     assert result['config']['step_gain'] == 1.25
@@ -170,8 +170,8 @@ def test_fixed_latency_lets_the_sim_run_during_the_replan():
 def test_methods_all_runs_policy_only_where_the_model_set_has_the_head():
     from vidplan_ros.eval.evaluate import _without_unavailable
     from vidplan_ros.core.baselines import METHODS
-    reach = EvalConfig(task='franka/reach', methods=METHODS, seeds=(1000,))
-    push = EvalConfig(task='franka/push', methods=METHODS, seeds=(1000,))
+    reach = EvalConfig(task='franka/reach', methods=METHODS, seeds=(10000,))
+    push = EvalConfig(task='franka/push', methods=METHODS, seeds=(10000,))
     assert 'policy' not in _without_unavailable(reach).methods
     assert _without_unavailable(reach).methods == tuple(m for m in METHODS if m != 'policy')
     assert _without_unavailable(push).methods == METHODS

@@ -310,7 +310,7 @@ def build_dataset(cfg: DatasetConfig, use_cache: bool = True, progress: bool = F
                            frames=int(sum(lens)), plan_rate_hz=1.0 / cfg.plan_dt_s,
                            skipped=skipped, cache_path=str(cache),
                            source_image_sizes=sizes, image_size=cfg.image_size)
-    ds = Dataset(images=np.concatenate([s['images'] for s in seqs]),
+    ds = Dataset(images=_concat_freeing(seqs, 'images'),
                  q=np.concatenate([s['q'] for s in seqs]),
                  action=np.concatenate([s['action'] for s in seqs]),
                  has_action=np.concatenate([s['has_action'] for s in seqs]),
@@ -334,6 +334,20 @@ def build_dataset(cfg: DatasetConfig, use_cache: bool = True, progress: bool = F
         finally:
             tmp.unlink(missing_ok=True)   # a cache is GBs: none left behind by a failed write
     return ds
+
+
+def _concat_freeing(seqs: list[dict[str, Any]], key: str) -> np.ndarray:
+    """The sequences' `key` arrays concatenated, each dropped from its sequence as it is copied:
+    the images are most of a dataset (13 GB for 4000 push episodes), and np.concatenate would
+    hold them twice; the output's pages are only committed as they are written."""
+    first = seqs[0][key]
+    out = np.empty((sum(len(s[key]) for s in seqs), *first.shape[1:]), first.dtype)
+    i = 0
+    for s in seqs:
+        part = s.pop(key)
+        out[i:i + len(part)] = part
+        i += len(part)
+    return out
 
 
 def _merge_states(seqs: list[dict[str, Any]], lens: list[int]

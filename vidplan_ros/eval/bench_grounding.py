@@ -3,7 +3,7 @@
     vidplan bench grounding --out benchmarks/grounding.json --md benchmarks/grounding.md
 
 Problems come from real observations: each model set's task is run in the embedded sim by its
-scripted expert for the first ``--ticks`` plan steps of seeds ``--seeds`` (>= 1000, unseen in
+scripted expert for the first ``--ticks`` plan steps of seeds ``--seeds`` (>= 10000, unseen in
 training); at every plan step the model's cameras are rendered at the model's image size,
 encoded and imagined by the Pipeline (planner noise of that replan), exactly as in a replan. Each
 method then grounds the same problems in sequence, warm-started from its own previous solution
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split('\n')[0])
     parser.add_argument('--models', default=','.join(MODELS))
     parser.add_argument('--methods', default=','.join(m for m in METHODS if m != 'policy'))
-    parser.add_argument('--seeds', default='1000-1001')
+    parser.add_argument('--seeds', default='10000-10001')
     parser.add_argument('--ticks', type=int, default=6, help='plan steps per seed')
     parser.add_argument('--repeats', type=int, default=3, help='best of N calls per problem')
     parser.add_argument('--passes', type=int, default=2, help='best of N sweeps per problem')
