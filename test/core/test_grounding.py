@@ -145,7 +145,8 @@ def test_bounds_are_respected_by_projection(wm):
     # the plan needs up to 0.24 rad per step; the box allows 0.1, the joints +-0.15 rad
     problem, _ = make_problem(wm, a_max=0.1, q_lim=0.15)
     b, n = problem.bounds, wm.num_joints
-    for cfg in (ACCURATE, GroundingConfig(refine_samples=8, refine_std=2.0)):
+    for cfg in (ACCURATE, GroundingConfig(outer_iterations=2, inner_steps=6, refine_samples=8,
+                                           refine_std=2.0)):
         r = ground(problem, wm, cfg)
         assert np.all(r.actions >= b.action_min - 1e-6)
         assert np.all(r.actions <= b.action_max + 1e-6)

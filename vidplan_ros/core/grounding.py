@@ -76,8 +76,8 @@ class GroundingConfig:
     action_weight: float = 0.0           # λa: action magnitude (units of s_a)
     smooth_weight: float = 0.0           # λs: action change between steps
     prior_weight: float = 2.0            # λp: distance to the problem's action_prior (in s_a)
-    outer_iterations: int = 2            # multiplier / penalty updates at most (real time: 2)
-    inner_steps: int = 6                 # gradient steps per outer iteration
+    outer_iterations: int = 1            # multiplier / penalty updates at most (real time: 1)
+    inner_steps: int = 3                 # gradient steps per outer iteration (real time: 3)
     lr: float = 0.6                      # step as a fraction of the diagonal Newton step
     momentum: float = 0.5                # heavy-ball momentum of the inner steps
     penalty_init: float = 0.3            # μ of the first outer iteration
