@@ -47,7 +47,7 @@ def test_trust_region_inside_velocity_box_and_training_range(pipe: Pipeline):
 
 
 def test_replan_gives_a_plan_the_executor_accepts(pipe: Pipeline, env):
-    frames = _frames(env, pipe, 1000)
+    frames = _frames(env, pipe, 1001)
     q = env.q()
     rp = pipe.replan(frames, q, stamp_s=0.0)
     H = pipe.horizon
@@ -70,6 +70,27 @@ def test_replan_gives_a_plan_the_executor_accepts(pipe: Pipeline, env):
     pipe.reset()
     again = pipe.replan(frames, q, stamp_s=0.0)
     np.testing.assert_array_equal(again.video_plan, rp.video_plan)
+
+
+def test_a_plan_from_rest_is_refused_only_when_it_starts_too_fast(pipe: Pipeline, env):
+    # g1_reach's head reaches in ~1.4 s: on some seeds its first plan starts faster from rest
+    # than a splice may change the command's velocity (ExecutorConfig
+    # .max_splice_velocity_change_rad_s), and the executor holds until a later plan is slower
+    limit = ExecutorConfig().max_splice_velocity_change_rad_s
+    accepted = 0
+    for seed in (1000, 1001, 1002):
+        frames = _frames(env, pipe, seed)
+        q = env.q()
+        pipe.reset()
+        plan = pipe.replan(frames, q, stamp_s=0.0).plan
+        ex = Executor(pipe.spec)
+        ex.on_state(q, np.zeros_like(q), 0.0)
+        decision = ex.on_plan(plan)
+        first_speed = np.abs(plan.positions_rad[1] - plan.positions_rad[0]).max() / pipe.plan_dt_s
+        assert decision.accepted == (first_speed <= limit), (seed, decision, first_speed)
+        assert decision.accepted or decision.reason == 'splice_velocity'
+        accepted += decision.accepted
+    assert accepted >= 2
 
 
 def test_bad_inputs_are_clear_errors(pipe: Pipeline, env):
