@@ -32,6 +32,18 @@ def _frames(env, pipe: Pipeline, seed: int) -> dict[str, np.ndarray]:
     return {c: env.render(c) for c in pipe.cameras}
 
 
+def _first_plan_from_rest(pipe: Pipeline, env, seed: int):
+    """(the replan, the executor's decision on its plan) for `seed`'s first observation, the
+    robot at rest there."""
+    frames = _frames(env, pipe, seed)
+    q = env.q()
+    pipe.reset()
+    rp = pipe.replan(frames, q, stamp_s=0.0)
+    ex = Executor(pipe.spec)
+    ex.on_state(q, np.zeros_like(q), 0.0)
+    return rp, ex.on_plan(rp.plan)
+
+
 def test_unknown_model_names_the_choices():
     with pytest.raises(VidplanError, match='franka_reach'):
         model_dir_for('no_such_model')
@@ -47,9 +59,8 @@ def test_trust_region_inside_velocity_box_and_training_range(pipe: Pipeline):
 
 
 def test_replan_gives_a_plan_the_executor_accepts(pipe: Pipeline, env):
-    frames = _frames(env, pipe, 1001)
+    rp, decision = _first_plan_from_rest(pipe, env, 1001)
     q = env.q()
-    rp = pipe.replan(frames, q, stamp_s=0.0)
     H = pipe.horizon
     assert rp.z0.shape == pipe.latent_shape
     assert rp.video_plan.shape == (H, *pipe.latent_shape)
@@ -63,12 +74,10 @@ def test_replan_gives_a_plan_the_executor_accepts(pipe: Pipeline, env):
     actions = plan.positions_rad[1:] - rp.result.q_pred[:-1, :n]
     assert np.all(actions >= pipe.bounds.action_min[:n] - 1e-5)
     assert np.all(actions <= pipe.bounds.action_max[:n] + 1e-5)
-    ex = Executor(pipe.spec)
-    ex.on_state(q, np.zeros_like(q), 0.0)
-    assert ex.on_plan(plan).accepted
+    assert decision.accepted
     # deterministic: the same observation and replan index give the same plan
     pipe.reset()
-    again = pipe.replan(frames, q, stamp_s=0.0)
+    again = pipe.replan(_frames(env, pipe, 1001), q, stamp_s=0.0)
     np.testing.assert_array_equal(again.video_plan, rp.video_plan)
 
 
@@ -79,13 +88,8 @@ def test_a_plan_from_rest_is_refused_only_when_it_starts_too_fast(pipe: Pipeline
     limit = ExecutorConfig().max_splice_velocity_change_rad_s
     accepted = 0
     for seed in (1000, 1001, 1002):
-        frames = _frames(env, pipe, seed)
-        q = env.q()
-        pipe.reset()
-        plan = pipe.replan(frames, q, stamp_s=0.0).plan
-        ex = Executor(pipe.spec)
-        ex.on_state(q, np.zeros_like(q), 0.0)
-        decision = ex.on_plan(plan)
+        rp, decision = _first_plan_from_rest(pipe, env, seed)
+        plan = rp.plan
         first_speed = np.abs(plan.positions_rad[1] - plan.positions_rad[0]).max() / pipe.plan_dt_s
         assert decision.accepted == (first_speed <= limit), (seed, decision, first_speed)
         assert decision.accepted or decision.reason == 'splice_velocity'

@@ -506,9 +506,8 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     seeds = parse_seeds(args.seeds)
     if not args.allow_training_seeds and min(seeds) < MIN_EVAL_SEED:
         raise VidplanError(f'seeds below {MIN_EVAL_SEED} overlap the episodes the committed '
-                           'model sets were trained on; evaluate on '
-                           f'{MIN_EVAL_SEED} and up (or pass '
-                           '--allow-training-seeds)')
+                           f'model sets were trained on; evaluate on {MIN_EVAL_SEED} and up '
+                           '(or pass --allow-training-seeds)')
     try:
         corruption = CorruptionConfig(
             seed=args.corruption_seed, blur_frames=args.blur_frames,
